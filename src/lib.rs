@@ -1,0 +1,27 @@
+//! sockit: a fast, safe TCP/UDP toolkit. One library, one thin binary.
+//!
+//! # Layout
+//!
+//! The folder tree is the architecture; each module owns one concern.
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`net`] | address parsing, system-resolver lookups, connect to every address, bind listeners, `RLIMIT_NOFILE` |
+//! | [`text`] | bounded line splitting, quit words, CRLF, UTF-8/GBK, upper-casing (pure, no I/O) |
+//! | [`frame`] | length-prefixed framing codec, the sticky-packet fix (pure, no I/O) |
+//! | [`console`] | stdin and stdout threads behind bounded channels for async servers |
+//! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (many peers: hub, echo, upper, chat), [`tcp::wire`] (lines or frames) |
+//! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
+//!
+//! The binary (`src/main.rs`) only parses arguments, calls into this
+//! library, prints `sockit: <sentence>` on failure and maps the result to an
+//! exit code: 0 success, 1 runtime failure, 2 usage error.
+
+#![warn(missing_docs)]
+
+pub mod console;
+pub mod demo;
+pub mod frame;
+pub mod net;
+pub mod tcp;
+pub mod text;

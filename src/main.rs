@@ -1,0 +1,290 @@
+//! The `sockit` binary: parses arguments, calls the library, prints one
+//! plain sentence on failure, and maps the result to an exit code
+//! (0 success, 1 runtime failure, 2 usage error).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use sockit::frame::DEFAULT_MAX_FRAME;
+use sockit::net::{parse_port, BindAddr, ConnectOptions, Family};
+use sockit::tcp::pipe::{Outcome, PipeOptions};
+use sockit::tcp::server::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
+use sockit::text::{Encoding, TextOptions, MAX_LINE};
+
+/// A fast, safe TCP/UDP toolkit: chat, echo, pipe bytes, frame messages.
+#[derive(Parser)]
+#[command(name = "sockit", version, propagate_version = true)]
+struct Cli {
+    /// Show connection events (connected, half-closed, reset); twice for debug detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Show only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// TCP: connect to a peer, or listen for peers.
+    #[command(subcommand)]
+    Tcp(TcpCmd),
+    /// A guided tour of every feature, on loopback only.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum TcpCmd {
+    /// Connect to HOST PORT and join the connection to stdin/stdout, full duplex.
+    Connect(ConnectCli),
+    /// Listen on [ADDR:]PORT: one peer like `nc -l`, or many with -k/--echo/--upper/--chat.
+    Listen(ListenCli),
+}
+
+/// Options that change how text is cut and converted.
+#[derive(Args)]
+struct TextArgs {
+    /// A line equal to WORD, sent or received, ends the session (repeatable; the seeds use q, bye, exit).
+    #[arg(long = "quit", value_name = "WORD")]
+    quit: Vec<String>,
+    /// Send lines ending in CRLF.
+    #[arg(long)]
+    crlf: bool,
+    /// Text encoding on the wire (the terminal stays UTF-8).
+    #[arg(long, value_enum, value_name = "ENC")]
+    encoding: Option<Encoding>,
+    /// Length-prefixed messages: each stdin line is one message, each message one output line.
+    #[arg(long)]
+    frame: bool,
+    /// Largest message accepted or sent with --frame.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    max_frame: usize,
+}
+
+impl TextArgs {
+    fn text(&self) -> TextOptions {
+        TextOptions {
+            quit: self.quit.clone(),
+            crlf: self.crlf,
+            encoding: self.encoding,
+        }
+    }
+
+    fn frame(&self) -> Option<usize> {
+        self.frame.then_some(self.max_frame)
+    }
+}
+
+#[derive(Args)]
+struct ConnectCli {
+    /// Host name or IP address.
+    host: String,
+    /// Port, 1 to 65535.
+    #[arg(value_parser = parse_port)]
+    port: u16,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Give up on a connect after SECS seconds (per address).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
+    /// Local [ADDR:]PORT to connect from (like nc -s/-p).
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    bind: Option<BindAddr>,
+    /// Close the connection when the peer sends nothing for SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    idle_timeout: Option<Duration>,
+    #[command(flatten)]
+    text: TextArgs,
+}
+
+#[derive(Args)]
+struct ListenCli {
+    /// PORT (all interfaces, IPv6 and IPv4) or ADDR:PORT; port 0 picks a free one.
+    addr: BindAddr,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Serve many peers at once: their data goes to stdout, stdin lines go to all of them.
+    #[arg(short = 'k', long)]
+    keep_open: bool,
+    /// Send each peer its own bytes back (implies -k).
+    #[arg(long, conflicts_with_all = ["upper", "chat"])]
+    echo: bool,
+    /// Send each peer each line back upper-cased (implies -k).
+    #[arg(long, conflicts_with = "chat")]
+    upper: bool,
+    /// A chat room: each line goes to every other peer as `[name] line` (implies -k).
+    #[arg(long)]
+    chat: bool,
+    /// Serve at most N peers at once; more are refused.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: Option<u32>,
+    /// Close a peer that sends nothing for SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    idle_timeout: Option<Duration>,
+    /// Longest line a peer may send in the line modes.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_LINE)]
+    max_line: usize,
+    /// Bytes that may wait for one slow peer (-k, --chat) before it is disconnected.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PEER_QUEUE_BYTES)]
+    peer_queue: usize,
+    #[command(flatten)]
+    text: TextArgs,
+}
+
+/// Parses a positive number of seconds.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("sockit: internal error ({msg}); this is a bug, please report it");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sockit: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints help or version as clap does; any other parse error becomes one
+/// sentence and exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind::*;
+    match e.kind() {
+        DisplayHelp | DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("sockit: {first}; run with --help for usage");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Sets up stderr logging: warnings by default, connection events with -v.
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = if quiet {
+        tracing::Level::ERROR
+    } else {
+        match verbose {
+            0 => tracing::Level::WARN,
+            1 => tracing::Level::INFO,
+            _ => tracing::Level::DEBUG,
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_max_level(level)
+        .init();
+}
+
+/// Runs one command.
+fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Tcp(TcpCmd::Connect(c)) => {
+            let copts = ConnectOptions {
+                family: Family::from_flags(c.v4, c.v6),
+                timeout: c.timeout,
+                bind: c.bind,
+                nodelay: true,
+            };
+            let popts = PipeOptions {
+                text: c.text.text(),
+                frame: c.text.frame(),
+                idle_timeout: c.idle_timeout,
+            };
+            let outcome = sockit::tcp::connect(&c.host, c.port, &copts, &popts)?;
+            Ok(outcome_code(outcome))
+        }
+        Cmd::Tcp(TcpCmd::Listen(l)) => {
+            let mode = if l.chat {
+                Some(Mode::Chat)
+            } else if l.upper {
+                Some(Mode::Upper)
+            } else if l.echo {
+                Some(Mode::Echo)
+            } else if l.keep_open {
+                Some(Mode::Hub)
+            } else {
+                None
+            };
+            let text = l.text.text();
+            let opts = sockit::tcp::ListenOptions {
+                bind: l.addr,
+                family: Family::from_flags(l.v4, l.v6),
+                mode,
+                server: ServerOptions {
+                    mode: mode.unwrap_or(Mode::Hub),
+                    max_conns: l.max_conns.map(|n| n as usize),
+                    idle_timeout: l.idle_timeout,
+                    text: text.clone(),
+                    frame: l.text.frame(),
+                    max_line: l.max_line.max(1),
+                    peer_queue_bytes: l.peer_queue.max(1),
+                },
+                pipe: PipeOptions {
+                    text,
+                    frame: l.text.frame(),
+                    idle_timeout: l.idle_timeout,
+                },
+            };
+            let outcome = sockit::tcp::listen(&opts)?;
+            Ok(outcome_code(outcome))
+        }
+        Cmd::Demo => {
+            let ok = sockit::demo::run()?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+/// Every clean ending of a session is success.
+fn outcome_code(_outcome: Outcome) -> ExitCode {
+    ExitCode::SUCCESS
+}

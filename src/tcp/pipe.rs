@@ -1,0 +1,505 @@
+//! One TCP session joined to an input and an output, full duplex: what
+//! `tcp connect` and the single-peer `tcp listen` run.
+//!
+//! Each direction runs on its own thread with blocking I/O, so both flow at
+//! once (the seeds can only alternate) and a stalled direction holds no more
+//! than one buffer. Without text options bytes pass through untouched, with
+//! zero-copy `sendfile`/`splice` when stdin is a file or a pipe.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::mem::ManuallyDrop;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::frame::{FrameCodec, FrameError};
+use crate::net::describe;
+use crate::text::{next_line, TextOptions, MAX_LINE};
+
+/// Size of the copy buffer for each direction. Large enough that syscall
+/// overhead vanishes at loopback speeds, small enough for a flat RSS.
+const COPY_BUF: usize = 256 * 1024;
+
+/// Largest chunk one `sendfile`/`splice` call is asked to move.
+const ZERO_COPY_CHUNK: usize = 1 << 20;
+
+/// Where the bytes to send come from.
+pub enum Input {
+    /// The process's stdin (fd 0); enables the zero-copy paths.
+    Stdin,
+    /// Any reader, for the library and the demo.
+    Reader(Box<dyn Read + Send>),
+}
+
+/// Where received bytes go.
+pub enum Output {
+    /// The process's stdout (fd 1).
+    Stdout,
+    /// Any writer, for the library and the demo.
+    Writer(Box<dyn Write + Send>),
+}
+
+/// Session behaviour.
+#[derive(Debug, Clone, Default)]
+pub struct PipeOptions {
+    /// Quit words, CRLF and wire encoding.
+    pub text: TextOptions,
+    /// `Some(max)` turns on length-prefixed framing with that payload limit.
+    pub frame: Option<usize>,
+    /// Close the session when the peer sends nothing for this long.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// How a session ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The peer closed its side and everything it sent was written out.
+    PeerClosed,
+    /// A quit word was typed and sent.
+    QuitSent,
+    /// The peer sent a quit word.
+    QuitReceived,
+    /// Our output (stdout) was closed by its reader.
+    OutputClosed,
+    /// The peer was silent for `idle_timeout`.
+    Idle,
+}
+
+/// Session errors.
+#[derive(Debug, thiserror::Error)]
+pub enum PipeError {
+    /// The peer reset the connection.
+    #[error("connection to {peer} was reset by the peer")]
+    Reset {
+        /// The remote address.
+        peer: SocketAddr,
+    },
+    /// Another socket error.
+    #[error("connection to {peer} failed ({reason})")]
+    Socket {
+        /// The remote address.
+        peer: SocketAddr,
+        /// What went wrong, in words.
+        reason: String,
+    },
+    /// Reading the input failed.
+    #[error("could not read the input ({0})")]
+    Input(String),
+    /// Writing the output failed.
+    #[error("could not write the output ({0})")]
+    Output(String),
+    /// A framing error from the peer or from our own input.
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+}
+
+/// Result of one direction's thread.
+enum Event {
+    /// The sending direction ended: `Ok(true)` if by a quit word, `Ok(false)` at input EOF.
+    Sent(Result<bool, PipeError>),
+    /// The receiving direction ended.
+    Received(Result<Outcome, PipeError>),
+}
+
+/// Runs the session until it ends. On input EOF the write side is shut
+/// down (half-close) and receiving goes on until the peer closes.
+///
+/// # Errors
+/// A reset, a socket, input or output failure, or a framing violation.
+pub fn run(
+    stream: TcpStream,
+    input: Input,
+    output: Output,
+    opts: &PipeOptions,
+) -> Result<Outcome, PipeError> {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    if let Some(t) = opts.idle_timeout {
+        let _ = stream.set_read_timeout(Some(t));
+    }
+    let send_sock = stream.try_clone().map_err(|e| PipeError::Socket {
+        peer,
+        reason: describe(&e),
+    })?;
+    // Whether a person is typing the input: then the session ends as soon
+    // as the peer closes. Scripted input (a file, a pipe, a reader) is
+    // delivered in full even after the peer half-closes.
+    // SAFETY: isatty only inspects fd 0.
+    let interactive = matches!(input, Input::Stdin) && unsafe { libc::isatty(0) } == 1;
+    let (tx, rx) = mpsc::channel::<Event>();
+    let tx2 = tx.clone();
+    let send_opts = opts.clone();
+    std::thread::Builder::new()
+        .name("sockit-send".into())
+        .spawn(move || {
+            let res = send_side(input, &send_sock, &send_opts, peer);
+            let _ = tx.send(Event::Sent(res));
+        })
+        .map_err(|e| PipeError::Socket {
+            peer,
+            reason: describe(&e),
+        })?;
+    let recv_sock = stream.try_clone().map_err(|e| PipeError::Socket {
+        peer,
+        reason: describe(&e),
+    })?;
+    let recv_opts = opts.clone();
+    std::thread::Builder::new()
+        .name("sockit-recv".into())
+        .spawn(move || {
+            let res = recv_side(&recv_sock, output, &recv_opts, peer);
+            let _ = tx2.send(Event::Received(res));
+        })
+        .map_err(|e| PipeError::Socket {
+            peer,
+            reason: describe(&e),
+        })?;
+
+    let mut sent_done = false;
+    let mut peer_closed = false;
+    let result = loop {
+        match rx.recv() {
+            Ok(Event::Sent(Ok(false))) => {
+                sent_done = true;
+                if peer_closed {
+                    break Ok(Outcome::PeerClosed);
+                }
+                tracing::info!("input ended; half-closed the connection to {peer}");
+                let _ = stream.shutdown(Shutdown::Write);
+            }
+            Ok(Event::Sent(Ok(true))) => {
+                tracing::info!("quit word sent; closing the connection to {peer}");
+                break Ok(Outcome::QuitSent);
+            }
+            // The peer went away while we were still sending, after it had
+            // already closed its side: that is the end of the session.
+            Ok(Event::Sent(Err(PipeError::Reset { .. }))) if peer_closed => {
+                break Ok(Outcome::PeerClosed)
+            }
+            Ok(Event::Sent(Err(e))) => break Err(e),
+            Ok(Event::Received(Ok(Outcome::PeerClosed))) if !sent_done && !interactive => {
+                tracing::info!("{peer} half-closed; still sending");
+                peer_closed = true;
+            }
+            Ok(Event::Received(r)) => break r,
+            Err(_) => break Ok(Outcome::PeerClosed),
+        }
+    };
+    match &result {
+        Ok(Outcome::PeerClosed) => tracing::info!("{peer} closed the connection"),
+        Ok(Outcome::QuitReceived) => tracing::info!("{peer} sent a quit word; closing"),
+        Ok(Outcome::Idle) => tracing::warn!("{peer} was idle too long; closing"),
+        _ => {}
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    result
+}
+
+/// Maps a socket error to a session error.
+fn sock_err(peer: SocketAddr, e: &io::Error) -> PipeError {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => PipeError::Reset { peer },
+        _ => PipeError::Socket {
+            peer,
+            reason: describe(e),
+        },
+    }
+}
+
+/// The file behind fd 0 or 1, not closed on drop.
+fn borrowed_fd(fd: RawFd) -> ManuallyDrop<File> {
+    // SAFETY: fd 0 and 1 stay open for the life of the process; the
+    // ManuallyDrop keeps us from closing them.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(fd) })
+}
+
+/// What kind of file a descriptor is.
+#[derive(PartialEq, Eq)]
+enum FdKind {
+    Regular,
+    Pipe,
+    Other,
+}
+
+/// Classifies a file descriptor with `fstat`.
+fn fd_kind(fd: RawFd) -> FdKind {
+    // SAFETY: fstat writes into the zeroed struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return FdKind::Other;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => FdKind::Regular,
+        libc::S_IFIFO => FdKind::Pipe,
+        _ => FdKind::Other,
+    }
+}
+
+/// Sends the input to the socket. Returns `true` when a quit word ended it.
+fn send_side(
+    input: Input,
+    sock: &TcpStream,
+    opts: &PipeOptions,
+    peer: SocketAddr,
+) -> Result<bool, PipeError> {
+    let line_mode = opts.text.line_mode() || opts.frame.is_some();
+    match input {
+        Input::Stdin => {
+            if !line_mode {
+                match zero_copy_send(0, sock, peer)? {
+                    ZeroCopy::Done => return Ok(false),
+                    ZeroCopy::Unsupported => {}
+                }
+            }
+            let mut stdin = borrowed_fd(0);
+            send_from(&mut *stdin, sock, opts, peer, line_mode)
+        }
+        Input::Reader(mut r) => send_from(&mut r, sock, opts, peer, line_mode),
+    }
+}
+
+/// Whether the zero-copy path moved the whole input.
+enum ZeroCopy {
+    Done,
+    Unsupported,
+}
+
+/// `sendfile` from a regular file or `splice` from a pipe into the socket.
+fn zero_copy_send(fd: RawFd, sock: &TcpStream, peer: SocketAddr) -> Result<ZeroCopy, PipeError> {
+    let kind = fd_kind(fd);
+    if kind == FdKind::Other {
+        return Ok(ZeroCopy::Unsupported);
+    }
+    let sfd = sock.as_raw_fd();
+    let mut moved_any = false;
+    loop {
+        // SAFETY: plain syscalls on descriptors we hold; null offsets use
+        // and advance the file position.
+        let n = unsafe {
+            if kind == FdKind::Regular {
+                libc::sendfile(sfd, fd, std::ptr::null_mut(), ZERO_COPY_CHUNK)
+            } else {
+                libc::splice(
+                    fd,
+                    std::ptr::null_mut(),
+                    sfd,
+                    std::ptr::null_mut(),
+                    ZERO_COPY_CHUNK,
+                    libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+                )
+            }
+        };
+        if n > 0 {
+            moved_any = true;
+            continue;
+        }
+        if n == 0 {
+            return Ok(ZeroCopy::Done);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) | Some(libc::EAGAIN) => continue,
+            Some(libc::EINVAL) | Some(libc::ENOSYS) if !moved_any => {
+                return Ok(ZeroCopy::Unsupported)
+            }
+            _ if e.kind() == io::ErrorKind::BrokenPipe
+                || e.kind() == io::ErrorKind::ConnectionReset =>
+            {
+                return Err(sock_err(peer, &e))
+            }
+            _ => return Err(PipeError::Input(describe(&e))),
+        }
+    }
+}
+
+/// Reads the input with `read` and sends it, raw or line by line.
+fn send_from(
+    input: &mut dyn Read,
+    sock: &TcpStream,
+    opts: &PipeOptions,
+    peer: SocketAddr,
+    line_mode: bool,
+) -> Result<bool, PipeError> {
+    let mut sock_w = sock;
+    let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
+    let mut pending = BytesMut::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut codec = opts.frame.map(FrameCodec::new);
+    let max_line = opts.frame.unwrap_or(MAX_LINE);
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PipeError::Input(describe(&e))),
+        };
+        let eof = n == 0;
+        if !line_mode {
+            if eof {
+                return Ok(false);
+            }
+            sock_w
+                .write_all(&chunk[..n])
+                .map_err(|e| sock_err(peer, &e))?;
+            continue;
+        }
+        pending.extend_from_slice(&chunk[..n]);
+        let mut quit = false;
+        while let Some(line) = next_line(&mut pending, max_line, eof) {
+            if line.ended && opts.text.is_quit(&line.data) {
+                quit = true;
+            }
+            if let Some(codec) = codec.as_mut() {
+                if !line.ended && line.data.len() >= max_line {
+                    return Err(FrameError::SendTooLong {
+                        len: line.data.len(),
+                        max: max_line,
+                    }
+                    .into());
+                }
+                let payload = match opts.text.encoding {
+                    Some(enc) => enc.encode(&line.data),
+                    None => std::borrow::Cow::Borrowed(&line.data[..]),
+                };
+                let mut buf = BytesMut::new();
+                codec.encode(&payload[..], &mut buf)?;
+                out.extend_from_slice(&buf);
+            } else if line.ended {
+                out.extend_from_slice(&opts.text.outgoing_line(&line.data));
+            } else {
+                out.extend_from_slice(&opts.text.outgoing_piece(&line.data));
+            }
+            if quit {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            sock_w.write_all(&out).map_err(|e| sock_err(peer, &e))?;
+            out.clear();
+        }
+        if quit {
+            return Ok(true);
+        }
+        if eof {
+            return Ok(false);
+        }
+    }
+}
+
+/// Receives from the socket into the output until the peer closes.
+fn recv_side(
+    sock: &TcpStream,
+    output: Output,
+    opts: &PipeOptions,
+    peer: SocketAddr,
+) -> Result<Outcome, PipeError> {
+    match output {
+        Output::Stdout => {
+            let mut stdout = borrowed_fd(1);
+            recv_into(sock, &mut *stdout, opts, peer)
+        }
+        Output::Writer(mut w) => {
+            let r = recv_into(sock, &mut w, opts, peer);
+            let _ = w.flush();
+            r
+        }
+    }
+}
+
+/// Writes to the output; a closed output ends the session quietly.
+fn put(out: &mut dyn Write, data: &[u8]) -> Result<bool, PipeError> {
+    match out.write_all(data) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(PipeError::Output(describe(&e))),
+    }
+}
+
+/// The receive loop.
+fn recv_into(
+    sock: &TcpStream,
+    out: &mut dyn Write,
+    opts: &PipeOptions,
+    peer: SocketAddr,
+) -> Result<Outcome, PipeError> {
+    let line_mode = opts.text.line_mode() || opts.frame.is_some();
+    let mut sock_r = sock;
+    let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
+    let mut pending = BytesMut::new();
+    let mut text_out: Vec<u8> = Vec::new();
+    let mut codec = opts.frame.map(FrameCodec::new);
+    loop {
+        let n = match sock_r.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if opts.idle_timeout.is_some()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                return Ok(Outcome::Idle)
+            }
+            Err(e) => return Err(sock_err(peer, &e)),
+        };
+        let eof = n == 0;
+        if !line_mode {
+            if eof {
+                return Ok(Outcome::PeerClosed);
+            }
+            if !put(out, &chunk[..n])? {
+                return Ok(Outcome::OutputClosed);
+            }
+            continue;
+        }
+        pending.extend_from_slice(&chunk[..n]);
+        let mut quit = false;
+        if let Some(codec) = codec.as_mut() {
+            loop {
+                let frame = if eof {
+                    codec.decode_eof(&mut pending)?
+                } else {
+                    codec.decode(&mut pending)?
+                };
+                let Some(frame) = frame else { break };
+                let text = opts.text.incoming(&frame);
+                if opts.text.is_quit(&text) {
+                    quit = true;
+                    break;
+                }
+                text_out.extend_from_slice(&text);
+                text_out.push(b'\n');
+            }
+        } else {
+            while let Some(line) = next_line(&mut pending, MAX_LINE, eof) {
+                let text = opts.text.incoming(&line.data);
+                if line.ended && opts.text.is_quit(&text) {
+                    quit = true;
+                    break;
+                }
+                text_out.extend_from_slice(&text);
+                if line.ended {
+                    text_out.push(b'\n');
+                }
+            }
+        }
+        if !text_out.is_empty() {
+            if !put(out, &text_out)? {
+                return Ok(Outcome::OutputClosed);
+            }
+            text_out.clear();
+        }
+        if quit {
+            return Ok(Outcome::QuitReceived);
+        }
+        if eof {
+            return Ok(Outcome::PeerClosed);
+        }
+    }
+}

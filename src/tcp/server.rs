@@ -1,0 +1,361 @@
+//! The multi-peer TCP listener: `-k` (hub), `--echo`, `--upper` and
+//! `--chat`. One task per peer, a semaphore for `--max-conns`, an idle
+//! timeout per peer, and a cancellation token for shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::frame::FrameError;
+use crate::net::show_addr;
+use crate::tcp::room::{self, Room};
+use crate::tcp::wire::{Item, Wire};
+use crate::text::{to_upper_in, Line, TextOptions, MAX_LINE};
+
+/// Read size for the line and frame modes.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Default byte budget of one peer's outgoing queue in the hub and chat
+/// modes. A peer that falls this far behind is disconnected.
+pub const DEFAULT_PEER_QUEUE_BYTES: usize = 1024 * 1024;
+
+/// What the listener does with each peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `-k`: peers' bytes go to stdout, stdin lines go to every peer.
+    Hub,
+    /// `--echo`: each peer gets its own bytes back.
+    Echo,
+    /// `--upper`: each peer gets each line back upper-cased.
+    Upper,
+    /// `--chat`: a chat room; lines go to every other peer with the sender's name.
+    Chat,
+}
+
+/// Listener behaviour.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// What to do with each peer.
+    pub mode: Mode,
+    /// Most peers served at once; more are refused.
+    pub max_conns: Option<usize>,
+    /// Close a peer that sends nothing for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Quit words, CRLF and wire encoding.
+    pub text: TextOptions,
+    /// `Some(max)` turns on framing with that payload limit.
+    pub frame: Option<usize>,
+    /// Longest line a peer may send in the line modes.
+    pub max_line: usize,
+    /// Byte budget of each peer's outgoing queue (hub and chat).
+    pub peer_queue_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            mode: Mode::Echo,
+            max_conns: None,
+            idle_timeout: None,
+            text: TextOptions::default(),
+            frame: None,
+            max_line: MAX_LINE,
+            peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
+        }
+    }
+}
+
+/// The server's terminal: lines typed in, bytes to print.
+#[derive(Default)]
+pub struct Console {
+    /// Lines from stdin (hub and chat modes).
+    pub input: Option<mpsc::Receiver<Line>>,
+    /// Where peers' data and room notices go.
+    pub output: Option<mpsc::Sender<Bytes>>,
+}
+
+/// What one finished server run saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServeSummary {
+    /// Peers accepted and served.
+    pub accepted: u64,
+    /// Peers refused by `--max-conns`.
+    pub refused: u64,
+}
+
+/// State every peer task shares.
+pub(crate) struct Shared {
+    /// The options in force.
+    pub opts: ServerOptions,
+    /// Members of the hub or chat room.
+    pub room: Room,
+    /// The console's output, if any.
+    pub console: Option<mpsc::Sender<Bytes>>,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// A fresh message codec for one peer.
+    pub fn wire(&self) -> Wire {
+        Wire::new(self.opts.frame, self.opts.max_line, self.opts.text.crlf)
+    }
+
+    /// Prints to the console, waiting if it is behind.
+    pub async fn print(&self, data: Bytes) {
+        if let Some(c) = &self.console {
+            let _ = c.send(data).await;
+        }
+    }
+}
+
+/// Serves peers on `listener` until `shutdown` is cancelled (or, in hub and
+/// chat modes, a quit word is typed on the console).
+///
+/// # Errors
+/// None today; the signature leaves room for fatal listener errors.
+pub async fn serve(
+    listener: TcpListener,
+    opts: ServerOptions,
+    console: Console,
+    shutdown: CancellationToken,
+) -> io::Result<ServeSummary> {
+    let limit = opts.max_conns;
+    let sem = limit.map(|n| Arc::new(Semaphore::new(n)));
+    let shared = Arc::new(Shared {
+        room: Room::new(opts.peer_queue_bytes),
+        opts,
+        console: console.output,
+        shutdown: shutdown.clone(),
+    });
+    let tracker = TaskTracker::new();
+    if let Some(input) = console.input {
+        if matches!(shared.opts.mode, Mode::Hub | Mode::Chat) {
+            tracker.spawn(room::console_task(shared.clone(), input));
+        }
+    }
+    let mut summary = ServeSummary::default();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // instead of spinning, and keep serving the peers we have.
+                tracing::warn!("accept failed ({}); retrying", crate::net::describe(&e));
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        let permit = match &sem {
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    summary.refused += 1;
+                    tracing::warn!(
+                        "refused {}: already serving {} peers (--max-conns)",
+                        show_addr(peer),
+                        limit.unwrap_or(0)
+                    );
+                    drop(stream);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        summary.accepted += 1;
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let peer_s = show_addr(peer);
+            tracing::info!("connection from {peer_s}");
+            let res = handle_peer(&shared, stream, peer).await;
+            match res {
+                Ok(()) => tracing::info!("{peer_s} disconnected"),
+                Err(e) => tracing::warn!("{peer_s}: {e}"),
+            }
+        });
+    }
+    drop(listener);
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(summary)
+}
+
+/// Errors that end one peer's session (logged; other peers go on).
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// A socket error.
+    #[error("{}", crate::net::describe(.0))]
+    Io(#[from] io::Error),
+    /// A framing violation.
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    /// A line over `--max-line`.
+    #[error("sent a line longer than {0} bytes; disconnected")]
+    LineTooLong(usize),
+    /// Nothing arrived for the idle timeout.
+    #[error("idle for {0} s; disconnected")]
+    Idle(u64),
+}
+
+/// Dispatches a peer to its mode.
+async fn handle_peer(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), PeerError> {
+    let o = &shared.opts;
+    match o.mode {
+        Mode::Echo if !o.text.line_mode() && o.frame.is_none() => {
+            echo_raw(stream, o.idle_timeout, &shared.shutdown).await
+        }
+        Mode::Echo | Mode::Upper => transform(shared, stream).await,
+        Mode::Hub | Mode::Chat => room::peer(shared.clone(), stream, peer).await,
+    }
+}
+
+/// Waits for `fut` or the idle timeout.
+pub(crate) async fn with_idle<T>(
+    idle: Option<Duration>,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, PeerError> {
+    match idle {
+        Some(d) => tokio::time::timeout(d, fut)
+            .await
+            .map_err(|_| PeerError::Idle(d.as_secs())),
+        None => Ok(fut.await),
+    }
+}
+
+/// One step of the raw echo loop.
+enum Step {
+    /// Nothing to read after all.
+    WouldBlock,
+    /// The peer closed.
+    Eof,
+    /// Everything read was written back.
+    Done,
+    /// The socket's send buffer filled; these bytes still need writing.
+    Partial(Vec<u8>),
+}
+
+/// Reads what is there and writes it straight back. The buffer lives on
+/// this synchronous frame, not in the task, so an idle peer costs no buffer
+/// memory (the 15,000-connection figure depends on it).
+fn echo_once(stream: &TcpStream) -> io::Result<Step> {
+    let mut buf = [0u8; 16 * 1024];
+    let n = match stream.try_read(&mut buf) {
+        Ok(0) => return Ok(Step::Eof),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::WouldBlock),
+        Err(e) => return Err(e),
+    };
+    let mut off = 0;
+    while off < n {
+        match stream.try_write(&buf[off..n]) {
+            Ok(k) => off += k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(Step::Partial(buf[off..n].to_vec()))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Step::Done)
+}
+
+/// `--echo` without text options: bytes back as they came.
+async fn echo_raw(
+    mut stream: TcpStream,
+    idle: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> Result<(), PeerError> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = with_idle(idle, stream.readable()) => r??,
+        }
+        match echo_once(&stream)? {
+            Step::WouldBlock | Step::Done => {}
+            Step::Eof => return Ok(()),
+            // The peer is not reading: stop reading from it until it does,
+            // so memory stays flat.
+            Step::Partial(rest) => stream.write_all(&rest).await?,
+        }
+    }
+}
+
+/// `--upper`, and `--echo` with text options or framing: message by message.
+async fn transform(shared: &Shared, mut stream: TcpStream) -> Result<(), PeerError> {
+    let o = &shared.opts;
+    let upper = o.mode == Mode::Upper;
+    let mut wire = shared.wire();
+    let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
+    loop {
+        buf.reserve(READ_CHUNK);
+        let n = tokio::select! {
+            _ = shared.shutdown.cancelled() => return Ok(()),
+            r = with_idle(o.idle_timeout, stream.read_buf(&mut buf)) => r??,
+        };
+        let eof = n == 0;
+        let mut quit = false;
+        loop {
+            let item = match wire.decode(&mut buf, eof) {
+                Ok(Some(i)) => i,
+                Ok(None) => break,
+                Err(e) => {
+                    let note = format!("sockit: {e}");
+                    out.extend_from_slice(&wire.encode_one(note.as_bytes()).unwrap_or_default());
+                    let _ = stream.write_all(&out).await;
+                    return Err(e.into());
+                }
+            };
+            match item {
+                Item::Msg(m) => {
+                    if o.text.is_quit(&o.text.incoming(&m)) {
+                        quit = true;
+                        break;
+                    }
+                    if upper {
+                        wire.encode(&to_upper_in(&m, o.text.encoding), &mut out)?;
+                    } else {
+                        wire.encode(&m, &mut out)?;
+                    }
+                }
+                Item::TooLong => {
+                    let note = format!(
+                        "sockit: line longer than {} bytes; closing the connection",
+                        o.max_line
+                    );
+                    wire.encode(note.as_bytes(), &mut out)?;
+                    let _ = stream.write_all(&out).await;
+                    return Err(PeerError::LineTooLong(o.max_line));
+                }
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if quit || eof {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Text handling, free of I/O: bounded line splitting, quit words, line
+//! endings, wire encodings (UTF-8, GBK) and upper-casing that never fails
+//! on invalid bytes.
+
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
+
+/// Default longest line (bytes) that line-based modes buffer before they
+/// give up on finding a newline. A peer controls line length, so it is bounded.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A text encoding used on the wire. The terminal side is always UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    /// UTF-8 (invalid bytes show as U+FFFD when decoding is asked for).
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    /// GBK, as seed 002 uses for file names (GB18030 decoder, GBK encoder).
+    Gbk,
+}
+
+impl Encoding {
+    /// Converts UTF-8 text from the terminal (possibly invalid) to wire bytes.
+    pub fn encode<'a>(self, text: &'a [u8]) -> Cow<'a, [u8]> {
+        match self {
+            Encoding::Utf8 => String::from_utf8_lossy(text).map_bytes(),
+            Encoding::Gbk => {
+                let s = String::from_utf8_lossy(text);
+                let (out, _, _) = encoding_rs::GBK.encode(&s);
+                Cow::Owned(out.into_owned())
+            }
+        }
+    }
+
+    /// Converts wire bytes to UTF-8 for the terminal; undecodable bytes
+    /// become U+FFFD.
+    pub fn decode<'a>(self, wire: &'a [u8]) -> Cow<'a, [u8]> {
+        match self {
+            Encoding::Utf8 => String::from_utf8_lossy(wire).map_bytes(),
+            Encoding::Gbk => {
+                let (s, _) = encoding_rs::GBK.decode_without_bom_handling(wire);
+                match s {
+                    Cow::Borrowed(b) => Cow::Borrowed(b.as_bytes()),
+                    Cow::Owned(o) => Cow::Owned(o.into_bytes()),
+                }
+            }
+        }
+    }
+}
+
+/// Helper to view a `Cow<str>` as `Cow<[u8]>` without copying.
+trait MapBytes<'a> {
+    fn map_bytes(self) -> Cow<'a, [u8]>;
+}
+
+impl<'a> MapBytes<'a> for Cow<'a, str> {
+    fn map_bytes(self) -> Cow<'a, [u8]> {
+        match self {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        }
+    }
+}
+
+/// The text options shared by `tcp connect` and `tcp listen`.
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// Lines that end the session when sent or received (`--quit`).
+    pub quit: Vec<String>,
+    /// Send lines ending in CRLF (`--crlf`).
+    pub crlf: bool,
+    /// Wire encoding (`--encoding`); `None` passes bytes through unchanged.
+    pub encoding: Option<Encoding>,
+}
+
+impl TextOptions {
+    /// Whether any option needs the stream cut into lines. Without one,
+    /// bytes pass through untouched on the fast path.
+    pub fn line_mode(&self) -> bool {
+        !self.quit.is_empty() || self.crlf || self.encoding.is_some()
+    }
+
+    /// Whether `line` (without its newline; a trailing CR is ignored) is
+    /// one of the quit words. `line` is terminal-side UTF-8 text.
+    pub fn is_quit(&self, line: &[u8]) -> bool {
+        if self.quit.is_empty() {
+            return false;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.quit.iter().any(|w| w.as_bytes() == line)
+    }
+
+    /// Turns one terminal line (without its newline) into wire bytes,
+    /// newline included.
+    pub fn outgoing_line(&self, line: &[u8]) -> Vec<u8> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let body = match self.encoding {
+            Some(enc) => enc.encode(line),
+            None => Cow::Borrowed(line),
+        };
+        let mut out = Vec::with_capacity(body.len() + 2);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(if self.crlf { b"\r\n" } else { b"\n" });
+        out
+    }
+
+    /// Encodes part of a line (no newline yet) for the wire.
+    pub fn outgoing_piece<'a>(&self, piece: &'a [u8]) -> Cow<'a, [u8]> {
+        match self.encoding {
+            Some(enc) => enc.encode(piece),
+            None => Cow::Borrowed(piece),
+        }
+    }
+
+    /// Turns wire bytes of one line (without its newline) into terminal text.
+    pub fn incoming<'a>(&self, wire: &'a [u8]) -> Cow<'a, [u8]> {
+        match self.encoding {
+            Some(enc) => enc.decode(wire),
+            None => Cow::Borrowed(wire),
+        }
+    }
+}
+
+/// One piece of a byte stream cut at newlines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The bytes of the line, without the `\n`.
+    pub data: Bytes,
+    /// True when a `\n` ended this piece; false for an over-long piece or the
+    /// unterminated tail at end of stream.
+    pub ended: bool,
+}
+
+/// Takes the next line from `buf`, never holding more than `max` bytes.
+///
+/// Returns `None` when more input is needed. A line longer than `max` comes
+/// out as a piece of exactly `max` bytes with `ended == false`; at `eof`, any
+/// remaining bytes come out the same way.
+pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
+    let window = buf.len().min(max.saturating_add(1));
+    if let Some(i) = memchr(b'\n', &buf[..window]) {
+        if i <= max {
+            let mut data = buf.split_to(i + 1);
+            data.truncate(i);
+            return Some(Line {
+                data: data.freeze(),
+                ended: true,
+            });
+        }
+    }
+    if buf.len() >= max && max > 0 {
+        return Some(Line {
+            data: buf.split_to(max).freeze(),
+            ended: false,
+        });
+    }
+    if eof && !buf.is_empty() {
+        return Some(Line {
+            data: buf.split().freeze(),
+            ended: false,
+        });
+    }
+    None
+}
+
+/// Finds the first `needle` byte.
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Upper-cases every valid UTF-8 character of `bytes` (Unicode rules) and
+/// leaves invalid bytes exactly as they were.
+pub fn to_upper(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        if valid.is_ascii() {
+            out.extend(valid.bytes().map(|b| b.to_ascii_uppercase()));
+        } else {
+            out.extend_from_slice(valid.to_uppercase().as_bytes());
+        }
+        out.extend_from_slice(chunk.invalid());
+    }
+    out
+}
+
+/// Upper-cases text in the given wire encoding.
+pub fn to_upper_in(bytes: &[u8], encoding: Option<Encoding>) -> Vec<u8> {
+    match encoding {
+        None | Some(Encoding::Utf8) => to_upper(bytes),
+        Some(enc @ Encoding::Gbk) => {
+            let text = enc.decode(bytes);
+            let up = String::from_utf8_lossy(&text).to_uppercase();
+            enc.encode(up.as_bytes()).into_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize, chunk: usize) -> Vec<(Vec<u8>, bool)> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(l) = next_line(&mut buf, max, false) {
+                out.push((l.data.to_vec(), l.ended));
+            }
+        }
+        while let Some(l) = next_line(&mut buf, max, true) {
+            out.push((l.data.to_vec(), l.ended));
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_at_every_chunk_size() {
+        let input = b"one\ntwo\n\nthree";
+        for chunk in 1..=input.len() {
+            assert_eq!(
+                lines(input, 64, chunk),
+                vec![
+                    (b"one".to_vec(), true),
+                    (b"two".to_vec(), true),
+                    (b"".to_vec(), true),
+                    (b"three".to_vec(), false),
+                ],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_max() {
+        let got = lines(b"abcdefgh\nxy\n", 3, 100);
+        assert_eq!(got[0], (b"abc".to_vec(), false));
+        assert_eq!(got[1], (b"def".to_vec(), false));
+        assert_eq!(got[2], (b"gh".to_vec(), true));
+        assert_eq!(got[3], (b"xy".to_vec(), true));
+        // A line of exactly max bytes still counts as one whole line.
+        assert_eq!(lines(b"abc\n", 3, 1), vec![(b"abc".to_vec(), true)]);
+    }
+
+    #[test]
+    fn upper_keeps_invalid_bytes() {
+        assert_eq!(to_upper(b"hello"), b"HELLO");
+        assert_eq!(to_upper("straße ü".as_bytes()), "STRASSE Ü".as_bytes());
+        assert_eq!(to_upper(b"a\xffb\xc3"), b"A\xffB\xc3");
+    }
+
+    #[test]
+    fn gbk_round_trip() {
+        let enc = Encoding::Gbk;
+        let wire = enc.encode("接收文件".as_bytes());
+        assert_eq!(wire.as_ref(), b"\xbd\xd3\xca\xd5\xce\xc4\xbc\xfe");
+        assert_eq!(enc.decode(&wire).as_ref(), "接收文件".as_bytes());
+        // Undecodable bytes become U+FFFD instead of failing.
+        assert_eq!(enc.decode(b"\xff").as_ref(), "\u{fffd}".as_bytes());
+        assert_eq!(to_upper_in(&enc.encode(b"abc"), Some(enc)), b"ABC");
+    }
+
+    #[test]
+    fn quit_words_and_line_endings() {
+        let t = TextOptions {
+            quit: vec!["bye".into()],
+            crlf: true,
+            encoding: None,
+        };
+        assert!(t.is_quit(b"bye"));
+        assert!(t.is_quit(b"bye\r"));
+        assert!(!t.is_quit(b"bye now"));
+        assert_eq!(t.outgoing_line(b"hi"), b"hi\r\n");
+        assert_eq!(t.outgoing_line(b"hi\r"), b"hi\r\n");
+        assert!(t.line_mode());
+        assert!(!TextOptions::default().line_mode());
+    }
+}
