@@ -1,0 +1,387 @@
+//! Helpers for end-to-end tests: run the real `sockit` binary, watch its
+//! output with timeouts, and find peer tools (nc, socat, python3).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The built binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sockit"))
+}
+
+/// Output captured from a child, watchable while it runs.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>);
+
+impl Captured {
+    fn start(mut src: impl Read + Send + 'static) -> Captured {
+        let c = Captured::default();
+        let c2 = c.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = src.read(&mut buf).unwrap_or(0);
+                let (m, cv) = &*c2.0;
+                let mut g = m.lock().unwrap();
+                if n == 0 {
+                    g.1 = true;
+                    cv.notify_all();
+                    return;
+                }
+                g.0.extend_from_slice(&buf[..n]);
+                cv.notify_all();
+            }
+        });
+        c
+    }
+
+    /// Everything so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0 .0.lock().unwrap().0.clone()
+    }
+
+    /// Everything so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Waits until `pred` holds for the output, or panics after `WAIT`.
+    pub fn wait_until(&self, what: &str, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let (m, cv) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut g = m.lock().unwrap();
+        loop {
+            if pred(&g.0) {
+                return g.0.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || g.1 && !pred(&g.0) && left.is_zero() {
+                panic!(
+                    "timed out waiting for {what}; output so far: {:?}",
+                    String::from_utf8_lossy(&g.0)
+                );
+            }
+            if g.1 {
+                // Closed: nothing more will come.
+                panic!(
+                    "stream closed before {what}; output: {:?}",
+                    String::from_utf8_lossy(&g.0)
+                );
+            }
+            g = cv.wait_timeout(g, left).unwrap().0;
+        }
+    }
+
+    /// Waits for `needle` to appear.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let n = needle.as_bytes().to_vec();
+        let out = self.wait_until(needle, move |b| {
+            b.windows(n.len().max(1)).any(|w| w == &n[..])
+        });
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Waits until the stream is closed (the child closed it or exited).
+    pub fn wait_closed(&self) -> Vec<u8> {
+        let (m, cv) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut g = m.lock().unwrap();
+        while !g.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for output to close");
+            g = cv.wait_timeout(g, left).unwrap().0;
+        }
+        g.0.clone()
+    }
+}
+
+/// A running sockit (or peer tool) process.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: Option<Captured>,
+    pub stderr: Captured,
+    pub stdin: Option<ChildStdin>,
+}
+
+/// What a finished process left.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+/// Starts `sockit ARGS` with piped stdin, captured stdout and stderr.
+pub fn sockit(args: &[&str]) -> Proc {
+    spawn(Command::new(bin()).args(args), Stdio::piped(), None)
+}
+
+/// Starts `sockit ARGS` with stdin at EOF (`/dev/null`) and captured stdout,
+/// as when it runs in the background of a script.
+pub fn sockit_noinput(args: &[&str]) -> Proc {
+    spawn(Command::new(bin()).args(args), Stdio::null(), None)
+}
+
+/// Starts `sockit ARGS` with the given stdin and stdout.
+pub fn sockit_io(args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
+    spawn(Command::new(bin()).args(args), stdin, Some(stdout))
+}
+
+/// Starts any command; `stdout: None` captures it.
+pub fn spawn(cmd: &mut Command, stdin: Stdio, stdout: Option<Stdio>) -> Proc {
+    let piped_out = stdout.is_none();
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(stdout.unwrap_or_else(Stdio::piped))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = if piped_out {
+        child.stdout.take().map(Captured::start)
+    } else {
+        None
+    };
+    let stderr = Captured::start(child.stderr.take().unwrap());
+    let stdin = child.stdin.take();
+    Proc {
+        child,
+        stdout,
+        stderr,
+        stdin,
+    }
+}
+
+impl Proc {
+    /// Waits for the `listening on ADDR:PORT` line and returns the address.
+    pub fn listening(&self) -> SocketAddr {
+        let out = self.stderr.wait_until("a whole `listening on` line", |b| {
+            String::from_utf8_lossy(b)
+                .split_inclusive('\n')
+                .any(|l| l.starts_with("listening on ") && l.ends_with('\n'))
+        });
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .unwrap();
+        let addr: SocketAddr = line.trim().parse().expect("address in listening line");
+        addr
+    }
+
+    /// The listening address with a wildcard IP replaced by loopback.
+    pub fn listening_loopback(&self) -> SocketAddr {
+        let mut a = self.listening();
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() {
+                "127.0.0.1".parse().unwrap()
+            } else {
+                "::1".parse().unwrap()
+            });
+        }
+        a
+    }
+
+    /// Writes to stdin.
+    pub fn send(&mut self, data: &[u8]) {
+        let s = self.stdin.as_mut().expect("stdin is piped");
+        s.write_all(data).unwrap();
+        s.flush().unwrap();
+    }
+
+    /// Closes stdin.
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// The captured stdout.
+    pub fn out(&self) -> &Captured {
+        self.stdout.as_ref().expect("stdout is captured")
+    }
+
+    /// Waits for the process to exit (killing it after `WAIT`) and collects output.
+    pub fn finish(mut self) -> Finished {
+        self.stdin.take();
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "process did not exit within {WAIT:?}; stderr: {}",
+                    self.stderr.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = self
+            .stdout
+            .as_ref()
+            .map(|c| c.wait_closed())
+            .unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&self.stderr.wait_closed()).into_owned();
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit.
+    pub fn interrupt(self) -> Finished {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        self.finish()
+    }
+
+    /// Kills the process.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Peak resident memory (VmHWM) in KiB, from /proc.
+    pub fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:")
+    }
+}
+
+/// Reads one `kB` field of /proc/PID/status.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `sockit ARGS` to completion with the given stdin bytes.
+pub fn run(args: &[&str], input: &[u8]) -> Finished {
+    let mut p = sockit(args);
+    let data = input.to_vec();
+    let mut stdin = p.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    p.finish()
+}
+
+/// Whether a peer tool is installed. When it is missing the test is
+/// skipped with a printed reason, unless `SOCKIT_REQUIRE_PEERS=1` (as CI
+/// sets), in which case the test fails.
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("SOCKIT_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("{name} is required (SOCKIT_REQUIRE_PEERS=1) but not installed");
+        }
+        eprintln!("SKIPPED: {name} is not installed (apt-get install it, or run .ci/run)");
+    }
+    found
+}
+
+/// A free TCP port on 127.0.0.1, for peer tools that cannot report theirs.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on TCP `port` (read from /proc/net/tcp*),
+/// without connecting to it (a peer like `nc -l` accepts only once).
+pub fn wait_tcp_listening(port: u16) {
+    let hex = format!(":{port:04X} ");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let s = std::fs::read_to_string(f).unwrap_or_default();
+            if s.lines().any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").contains(&hex))
+                    && l.split_whitespace().nth(3) == Some("0A")
+            }) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing listened on port {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Connects with a timeout and sets read/write timeouts on the stream.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+/// Reads until EOF (with the stream's read timeout).
+pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = s.read_to_end(&mut v);
+    v
+}
+
+/// Reads exactly `n` bytes.
+pub fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).expect("read_exact");
+    v
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// BLAKE3 of a file, hex.
+pub fn hash_file(p: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(p).unwrap()).unwrap();
+    h.finalize().to_hex().to_string()
+}
+
+/// Path to a Python peer script in tests/peers.
+pub fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("peers")
+        .join(name)
+}
