@@ -17,9 +17,12 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sockit"))
 }
 
+/// The bytes so far, and whether the stream has closed.
+type Buffer = Mutex<(Vec<u8>, bool)>;
+
 /// Output captured from a child, watchable while it runs.
 #[derive(Clone, Default)]
-pub struct Captured(Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>);
+pub struct Captured(Arc<(Buffer, Condvar)>);
 
 impl Captured {
     fn start(mut src: impl Read + Send + 'static) -> Captured {
