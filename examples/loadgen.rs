@@ -1,0 +1,269 @@
+//! Load generator for the scripts in `bench/` (loopback only).
+//!
+//! ```text
+//! loadgen rr      ADDR COUNT LEN          sequential round trips on one connection
+//! loadgen conns   ADDR COUNT [SERVER_PID] hold COUNT echo connections at once
+//! loadgen frames  ADDR COUNT LEN          pipelined frames through --frame --echo
+//! loadgen fanout  ADDR PEERS MSGS [PID]   chat room fan-out latency
+//! ```
+//! Each prints one JSON line. Every wait has a timeout.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let res = rt.block_on(async {
+        let addr: SocketAddr = args.get(2).ok_or("missing ADDR")?.parse()?;
+        let n: usize = args.get(3).ok_or("missing COUNT")?.parse()?;
+        match args.get(1).map(String::as_str) {
+            Some("rr") => rr(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
+            Some("conns") => conns(addr, n, args.get(4).map(|s| s.parse()).transpose()?).await,
+            Some("frames") => frames(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
+            Some("fanout") => {
+                fanout(
+                    addr,
+                    n,
+                    args.get(4).map_or(Ok(100), |s| s.parse())?,
+                    args.get(5).map(|s| s.parse()).transpose()?,
+                )
+                .await
+            }
+            _ => Err("usage: loadgen rr|conns|frames|fanout ADDR COUNT ...".into()),
+        }
+    });
+    if let Err(e) = res {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn raise_nofile() {
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+/// Sequential round trips: write LEN bytes, read LEN bytes back, repeat.
+/// Blocking I/O on this thread, so the client adds as little as possible.
+async fn rr(addr: SocketAddr, count: usize, len: usize) -> Res<()> {
+    tokio::task::spawn_blocking(move || -> Res<()> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&addr, WAIT)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(WAIT))?;
+        let msg = vec![b'r'; len];
+        let mut back = vec![0u8; len];
+        let mut lat = Vec::with_capacity(count);
+        let start = Instant::now();
+        for _ in 0..count {
+            let t = Instant::now();
+            s.write_all(&msg)?;
+            s.read_exact(&mut back)?;
+            lat.push(t.elapsed().as_nanos() as u64);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        println!(
+            "{{\"round_trips\":{count},\"per_sec\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1}}}",
+            count as f64 / secs,
+            pct(&lat, 0.5) as f64 / 1000.0,
+            pct(&lat, 0.99) as f64 / 1000.0,
+            pct(&lat, 0.999) as f64 / 1000.0
+        );
+        Ok(())
+    })
+    .await?
+}
+
+/// Opens COUNT connections, keeps them all open, then checks each one echoes.
+async fn conns(addr: SocketAddr, count: usize, server_pid: Option<u32>) -> Res<()> {
+    raise_nofile();
+    let before = server_pid.map(rss_kib).unwrap_or(0);
+    let start = Instant::now();
+    let mut streams = Vec::with_capacity(count);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let permit = sem.clone().acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let r = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await;
+            drop(permit);
+            r
+        }));
+    }
+    for t in tasks {
+        streams.push(t.await???);
+    }
+    let connected = start.elapsed().as_secs_f64();
+    // Every connection answers while all of them are open.
+    let mut ok = 0usize;
+    let mut checks = Vec::with_capacity(count);
+    for (i, mut s) in streams.into_iter().enumerate() {
+        checks.push(tokio::spawn(async move {
+            let msg = (i as u64).to_le_bytes();
+            s.write_all(&msg).await?;
+            let mut back = [0u8; 8];
+            tokio::time::timeout(WAIT, s.read_exact(&mut back)).await??;
+            Ok::<(bool, TcpStream), Box<dyn std::error::Error + Send + Sync>>((back == msg, s))
+        }));
+    }
+    let mut held = Vec::with_capacity(count);
+    for c in checks {
+        let (good, s) = c.await??;
+        ok += good as usize;
+        held.push(s);
+    }
+    let after = server_pid.map(rss_kib).unwrap_or(0);
+    println!(
+        "{{\"connections\":{count},\"answered\":{ok},\"connect_secs\":{connected:.2},\"total_secs\":{:.2},\"server_rss_kib\":{after},\"server_rss_before_kib\":{before},\"bytes_per_conn\":{:.0}}}",
+        start.elapsed().as_secs_f64(),
+        (after.saturating_sub(before) as f64 * 1024.0) / count.max(1) as f64
+    );
+    drop(held);
+    Ok(())
+}
+
+/// Pipelined 4-byte-length-prefixed frames: one writer, one reader.
+async fn frames(addr: SocketAddr, count: usize, len: usize) -> Res<()> {
+    let s = TcpStream::connect(addr).await?;
+    let (mut r, mut w) = s.into_split();
+    let mut one = Vec::with_capacity(4 + len);
+    one.extend_from_slice(&(len as u32).to_be_bytes());
+    one.extend_from_slice(&vec![b'f'; len]);
+    let batch: Vec<u8> = one.repeat(1024);
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        let mut left = count;
+        while left > 0 {
+            let k = left.min(1024);
+            w.write_all(&batch[..k * one.len()]).await?;
+            left -= k;
+        }
+        w.shutdown().await?;
+        Ok::<_, std::io::Error>(())
+    });
+    let want = count * (4 + len);
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    while got < want {
+        let n = tokio::time::timeout(WAIT, r.read(&mut buf)).await??;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    writer.await??;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"frames\":{count},\"bytes_back\":{got},\"complete\":{},\"frames_per_sec\":{:.0},\"secs\":{secs:.3}}}",
+        got == want,
+        count as f64 / secs
+    );
+    Ok(())
+}
+
+/// Chat fan-out: PEERS members join; one sends MSGS lines; every other
+/// member timestamps each arrival.
+async fn fanout(addr: SocketAddr, peers: usize, msgs: usize, server_pid: Option<u32>) -> Res<()> {
+    raise_nofile();
+    let mut readers = Vec::with_capacity(peers);
+    let mut first: Option<TcpStream> = None;
+    for i in 0..peers {
+        let s = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await??;
+        s.set_nodelay(true)?;
+        if i == 0 {
+            first = Some(s);
+        } else {
+            readers.push(s);
+        }
+    }
+    // Drain join notices until every reader has seen the last join.
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(peers);
+    let (go_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    for s in readers {
+        let mut go = go_tx.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            let mut got = Vec::with_capacity(msgs);
+            let _ = go.recv().await;
+            while got.len() < msgs {
+                line.clear();
+                if tokio::time::timeout(WAIT, r.read_line(&mut line)).await?? == 0 {
+                    break;
+                }
+                if let Some(rest) = line.trim_end().strip_prefix("[sender] ") {
+                    if let Ok(ns) = rest.parse::<u128>() {
+                        got.push((t0.elapsed().as_nanos().saturating_sub(ns)) as u64);
+                    }
+                }
+            }
+            Ok::<Vec<u64>, Box<dyn std::error::Error + Send + Sync>>(got)
+        }));
+    }
+    let mut sender = first.ok_or("no peers")?;
+    sender.write_all(b"/nick sender\n").await?;
+    let _ = go_tx.send(());
+    let rss = server_pid.map(rss_kib).unwrap_or(0);
+    for _ in 0..msgs {
+        let line = format!("{}\n", t0.elapsed().as_nanos());
+        sender.write_all(line.as_bytes()).await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut lat = Vec::new();
+    let mut complete = 0;
+    for t in tasks {
+        let v = t.await??;
+        if v.len() == msgs {
+            complete += 1;
+        }
+        lat.extend(v);
+    }
+    lat.sort_unstable();
+    println!(
+        "{{\"peers\":{peers},\"messages\":{msgs},\"receivers_complete\":{complete},\"deliveries\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_rss_kib\":{rss},\"bytes_per_peer\":{:.0}}}",
+        lat.len(),
+        pct(&lat, 0.5) as f64 / 1e6,
+        pct(&lat, 0.99) as f64 / 1e6,
+        lat.last().copied().unwrap_or(0) as f64 / 1e6,
+        rss as f64 * 1024.0 / peers.max(1) as f64
+    );
+    Ok(())
+}
