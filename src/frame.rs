@@ -54,6 +54,10 @@ pub struct FrameCodec {
     inner: LengthDelimitedCodec,
     /// Largest payload accepted or sent.
     max: usize,
+    /// Payload length of the frame in progress. The inner codec consumes the
+    /// header as soon as it has one, so this is how we know not to peek at
+    /// payload bytes as if they were a header.
+    pending: Option<usize>,
 }
 
 impl FrameCodec {
@@ -67,6 +71,7 @@ impl FrameCodec {
                 .max_frame_length(max)
                 .new_codec(),
             max,
+            pending: None,
         }
     }
 
@@ -83,31 +88,36 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         // Check the header ourselves first so the error says how long the
         // announced frame was, and so nothing is reserved for a bad length.
-        if src.len() >= HEADER_LEN {
+        if self.pending.is_none() && src.len() >= HEADER_LEN {
             let len = u64::from((&src[..HEADER_LEN]).get_u32());
             if len > self.max as u64 {
                 return Err(FrameError::TooLong { len, max: self.max });
             }
+            self.pending = Some(len as usize);
         }
-        Ok(self.inner.decode(src)?)
+        let frame = self.inner.decode(src)?;
+        if frame.is_some() {
+            self.pending = None;
+        }
+        Ok(frame)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         if let Some(frame) = self.decode(src)? {
             return Ok(Some(frame));
         }
-        if src.is_empty() {
-            return Ok(None);
+        match self.pending {
+            // Header consumed by the inner codec: part of the body is here.
+            Some(len) => Err(FrameError::Truncated {
+                have: HEADER_LEN + src.len(),
+                need: HEADER_LEN + len,
+            }),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated {
+                have: src.len(),
+                need: HEADER_LEN,
+            }),
         }
-        let need = if src.len() >= HEADER_LEN {
-            HEADER_LEN + (&src[..HEADER_LEN]).get_u32() as usize
-        } else {
-            HEADER_LEN
-        };
-        Err(FrameError::Truncated {
-            have: src.len(),
-            need,
-        })
     }
 }
 

@@ -136,7 +136,8 @@ pub struct Line {
 ///
 /// Returns `None` when more input is needed. A line longer than `max` comes
 /// out as a piece of exactly `max` bytes with `ended == false`; at `eof`, any
-/// remaining bytes come out the same way.
+/// remaining bytes come out the same way. `buf` never needs to hold more
+/// than `max + 1` bytes plus one read.
 pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
     let window = buf.len().min(max.saturating_add(1));
     if let Some(i) = memchr(b'\n', &buf[..window]) {
@@ -149,7 +150,9 @@ pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
             });
         }
     }
-    if buf.len() >= max && max > 0 {
+    // Only past `max` bytes with no newline is the line known to be too long;
+    // a line of exactly `max` bytes may still end with the next byte.
+    if buf.len() > max && max > 0 {
         return Some(Line {
             data: buf.split_to(max).freeze(),
             ended: false,
