@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(20);
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -213,23 +213,38 @@ async fn fanout(addr: SocketAddr, peers: usize, msgs: usize, server_pid: Option<
             readers.push(s);
         }
     }
-    // Drain join notices until every reader has seen the last join.
+    // Receivers read from the start; each counts itself ready once it has
+    // seen the sender's rename, so the join storm is over before timing.
     let t0 = Instant::now();
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let joined = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(peers);
-    let (go_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     for s in readers {
-        let mut go = go_tx.subscribe();
+        let ready = ready.clone();
+        let joined = joined.clone();
         tasks.push(tokio::spawn(async move {
             let mut r = BufReader::new(s);
             let mut line = String::new();
             let mut got = Vec::with_capacity(msgs);
-            let _ = go.recv().await;
             while got.len() < msgs {
                 line.clear();
-                if tokio::time::timeout(WAIT, r.read_line(&mut line)).await?? == 0 {
-                    break;
+                match tokio::time::timeout(WAIT, r.read_line(&mut line)).await {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => {
+                        return Err(format!(
+                            "stalled after {} messages; last line {line:?}",
+                            got.len()
+                        )
+                        .into())
+                    }
                 }
-                if let Some(rest) = line.trim_end().strip_prefix("[sender] ") {
+                if line.starts_with("* welcome") {
+                    joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else if line.contains(" is now sender") {
+                    ready.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else if let Some(rest) = line.trim_end().strip_prefix("[sender] ") {
                     if let Ok(ns) = rest.parse::<u128>() {
                         got.push((t0.elapsed().as_nanos().saturating_sub(ns)) as u64);
                     }
@@ -238,19 +253,54 @@ async fn fanout(addr: SocketAddr, peers: usize, msgs: usize, server_pid: Option<
             Ok::<Vec<u64>, Box<dyn std::error::Error + Send + Sync>>(got)
         }));
     }
+    // connect() returns once the kernel has the connection, before the
+    // server has accepted it into the room: wait for every welcome first.
+    let deadline = Instant::now() + WAIT;
+    while joined.load(std::sync::atomic::Ordering::Relaxed) < peers - 1 {
+        if Instant::now() > deadline {
+            return Err("not every receiver was welcomed into the room".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut sender = first.ok_or("no peers")?;
     sender.write_all(b"/nick sender\n").await?;
-    let _ = go_tx.send(());
+    while ready.load(std::sync::atomic::Ordering::Relaxed) < peers - 1 {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "only {} of {} receivers saw the rename",
+                ready.load(std::sync::atomic::Ordering::Relaxed),
+                peers - 1
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The sender never reads; drain its socket so it is not disconnected.
+    let (mut sr, mut sender) = sender.into_split();
+    tokio::spawn(async move {
+        let mut sink = vec![0u8; 65536];
+        while let Ok(n) = sr.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
     let rss = server_pid.map(rss_kib).unwrap_or(0);
     for _ in 0..msgs {
         let line = format!("{}\n", t0.elapsed().as_nanos());
         sender.write_all(line.as_bytes()).await?;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut lat = Vec::new();
     let mut complete = 0;
     for t in tasks {
-        let v = t.await??;
+        let v = match t.await? {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("loadgen: a receiver failed: {e}");
+                continue;
+            }
+        };
         if v.len() == msgs {
             complete += 1;
         }

@@ -7,13 +7,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::frame::{encode_frame, FrameCodec, DEFAULT_MAX_FRAME};
 use crate::net::{self, BindAddr, ConnectOptions, Family};
 use crate::tcp::pipe::{self, Input, Outcome, Output, PipeOptions};
 use crate::tcp::server::{self, Console, Mode, ServerOptions};
-use crate::text::TextOptions;
+use crate::text::{Line, TextOptions};
 
 /// How long any one wait in the demo may take before the step fails.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +41,11 @@ pub fn run() -> io::Result<bool> {
         (
             "8 MiB of binary through connect/listen, hash checked",
             binary_step,
+        ),
+        ("sticky packets (粘包) fixed by --frame", frame_step),
+        (
+            "a chat room with three people and the server",
+            chat_room_step,
         ),
     ];
     let mut out = io::stdout().lock();
@@ -208,11 +216,7 @@ fn chat_step() -> StepResult {
 
 /// Step 2: many clients at once against `--echo`.
 fn echo_step() -> StepResult {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         let (listener, addr) = loopback_listener()?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
@@ -329,4 +333,192 @@ impl Write for HashWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Builds a runtime for one async step.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Starts a multi-peer server on loopback and returns its address.
+async fn start_server(
+    opts: ServerOptions,
+    console: Console,
+    stop: &CancellationToken,
+) -> Result<
+    (
+        SocketAddr,
+        tokio::task::JoinHandle<io::Result<server::ServeSummary>>,
+    ),
+    String,
+> {
+    let (listener, addr) = loopback_listener()?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let h = tokio::spawn(server::serve(listener, opts, console, stop.clone()));
+    Ok((addr, h))
+}
+
+/// Step 4: two messages written in one write come out as two messages.
+fn frame_step() -> StepResult {
+    runtime()?.block_on(async {
+        let stop = CancellationToken::new();
+        let (addr, srv) = start_server(
+            ServerOptions {
+                mode: Mode::Echo,
+                frame: Some(DEFAULT_MAX_FRAME),
+                ..ServerOptions::default()
+            },
+            Console::default(),
+            &stop,
+        )
+        .await?;
+        let s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (r, mut w) = s.into_split();
+        let mut one_write = Vec::new();
+        for m in ["first message", "second message"] {
+            one_write.extend_from_slice(
+                &encode_frame(m.as_bytes(), DEFAULT_MAX_FRAME).map_err(|e| e.to_string())?,
+            );
+        }
+        w.write_all(&one_write).await.map_err(|e| e.to_string())?;
+        let mut frames = FramedRead::new(r, FrameCodec::new(DEFAULT_MAX_FRAME));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match tokio::time::timeout(STEP_TIMEOUT, frames.next()).await {
+                Ok(Some(Ok(f))) => got.push(String::from_utf8_lossy(&f).into_owned()),
+                Ok(Some(Err(e))) => return Err(e.to_string()),
+                _ => return Err("the echoed messages did not arrive".into()),
+            }
+        }
+        stop.cancel();
+        let _ = tokio::time::timeout(STEP_TIMEOUT, srv).await;
+        if got != ["first message", "second message"] {
+            return Err(format!("got {got:?}"));
+        }
+        Ok(format!(
+            "TCP is a byte stream: two sends can arrive as one recv (seed 003's sticky packets)\n\
+             wrote 2 messages in ONE write ({} bytes: 4-byte big-endian length + payload, twice)\n\
+             `tcp listen --frame --echo` on {addr} split them and echoed 2 messages:\n\
+             -> {:?}\n-> {:?}",
+            one_write.len(),
+            got[0],
+            got[1]
+        ))
+    })
+}
+
+/// A chat member in the demo.
+struct Talker {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Talker {
+    async fn join(addr: SocketAddr) -> Result<Talker, String> {
+        let s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (r, w) = s.into_split();
+        Ok(Talker {
+            r: BufReader::new(r),
+            w,
+        })
+    }
+    async fn say(&mut self, line: &str) -> Result<(), String> {
+        self.w
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())
+    }
+    /// Reads lines until one contains `needle`.
+    async fn expect(&mut self, needle: &str) -> Result<String, String> {
+        for _ in 0..100 {
+            let mut line = String::new();
+            match tokio::time::timeout(STEP_TIMEOUT, self.r.read_line(&mut line)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) if line.contains(needle) => return Ok(line.trim_end().to_string()),
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        Err(format!("{needle:?} never arrived"))
+    }
+}
+
+/// Step 5: the chat room.
+fn chat_room_step() -> StepResult {
+    runtime()?.block_on(async {
+        let stop = CancellationToken::new();
+        let (console_tx, console_in) = tokio::sync::mpsc::channel::<Line>(16);
+        let (screen_tx, mut screen) = tokio::sync::mpsc::channel::<bytes::Bytes>(1024);
+        let (addr, srv) = start_server(
+            ServerOptions {
+                mode: Mode::Chat,
+                ..ServerOptions::default()
+            },
+            Console {
+                input: Some(console_in),
+                output: Some(screen_tx),
+            },
+            &stop,
+        )
+        .await?;
+        let mut log = vec![format!("`tcp listen --chat` on {addr}")];
+        let mut alice = Talker::join(addr).await?;
+        alice.expect("welcome").await?;
+        alice.say("/nick alice").await?;
+        alice.expect("is now alice").await?;
+        let mut bob = Talker::join(addr).await?;
+        bob.expect("welcome").await?;
+        bob.say("/nick bob").await?;
+        alice.expect("is now bob").await?;
+        let mut carol = Talker::join(addr).await?;
+        carol.expect("welcome").await?;
+        carol.say("/nick carol").await?;
+        bob.expect("is now carol").await?;
+        alice.expect("is now carol").await?;
+        log.push("alice, bob and carol joined and chose names with /nick".into());
+        alice.say("hi everyone").await?;
+        let b = bob.expect("hi everyone").await?;
+        carol.expect("hi everyone").await?;
+        log.push(format!("alice> hi everyone   -> bob and carol see: {b}"));
+        let _ = console_tx
+            .send(Line {
+                data: bytes::Bytes::from_static(b"welcome to the room"),
+                ended: true,
+            })
+            .await;
+        let c = carol.expect("welcome to the room").await?;
+        alice.expect("welcome to the room").await?;
+        log.push(format!(
+            "the server's own terminal types -> everyone sees: {c}"
+        ));
+        carol.say("/who").await?;
+        log.push(format!(
+            "carol> /who          -> {}",
+            carol.expect("in the room").await?
+        ));
+        carol.say("/quit").await?;
+        let left = alice.expect("carol left").await?;
+        bob.expect("carol left").await?;
+        log.push(format!("carol> /quit         -> alice and bob see: {left}"));
+        stop.cancel();
+        let _ = tokio::time::timeout(STEP_TIMEOUT, srv).await;
+        let mut seen = Vec::new();
+        while let Ok(b) = screen.try_recv() {
+            seen.extend_from_slice(&b);
+        }
+        if !String::from_utf8_lossy(&seen).contains("[alice] hi everyone") {
+            return Err("the server's terminal did not show the room".into());
+        }
+        log.push("the server's terminal saw every line and notice".into());
+        Ok(log.join("\n"))
+    })
 }

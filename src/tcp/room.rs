@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,12 @@ use crate::text::Line;
 
 /// Most messages one peer's queue holds, whatever their size.
 const QUEUE_MESSAGES: usize = 4096;
+
+/// Most queued messages one writer takes at once.
+const WRITE_BATCH: usize = 64;
+
+/// Batches up to this many bytes are joined into one buffer and one write.
+const WRITE_COALESCE: usize = 64 * 1024;
 
 /// Longest chat name.
 const MAX_NAME: usize = 32;
@@ -46,6 +52,17 @@ pub(crate) struct Room {
     next_id: AtomicU64,
     /// Byte budget of each queue.
     budget: usize,
+}
+
+/// What happened to one offered message.
+#[derive(Debug, PartialEq, Eq)]
+enum Offer {
+    /// In the member's queue.
+    Queued,
+    /// Over the byte budget or the message cap: the member is too slow.
+    Full,
+    /// The member's connection is already gone.
+    Closed,
 }
 
 /// What a new member's tasks need.
@@ -105,6 +122,8 @@ impl Room {
 
     /// Queues `msg` for every member but `except`. Members over their
     /// budget are removed and disconnected; their names are returned.
+    /// Members whose connection already closed are skipped: their own task
+    /// removes them and announces the leave.
     fn broadcast(&self, except: Option<u64>, msg: &Bytes) -> Vec<String> {
         let mut evicted = Vec::new();
         let mut members = self.lock();
@@ -113,7 +132,7 @@ impl Room {
             if Some(id) == except {
                 continue;
             }
-            if !Self::offer(m, msg, self.budget) {
+            if Self::offer(m, msg, self.budget) == Offer::Full {
                 over.push(id);
             }
         }
@@ -130,24 +149,33 @@ impl Room {
     fn send_to(&self, id: u64, msg: &Bytes) {
         let members = self.lock();
         if let Some(m) = members.get(&id) {
-            if !Self::offer(m, msg, self.budget) {
+            if Self::offer(m, msg, self.budget) == Offer::Full {
+                tracing::warn!(
+                    "disconnected {}: not reading fast enough (outgoing queue full)",
+                    m.name
+                );
                 m.kick.cancel();
             }
         }
     }
 
-    /// Tries to queue; false when the member is over its budget.
-    fn offer(m: &Member, msg: &Bytes, budget: usize) -> bool {
+    /// Tries to queue `msg` within the member's byte budget.
+    fn offer(m: &Member, msg: &Bytes, budget: usize) -> Offer {
         let before = m.queued.fetch_add(msg.len(), Ordering::Relaxed);
         if before + msg.len() > budget && before > 0 {
             m.queued.fetch_sub(msg.len(), Ordering::Relaxed);
-            return false;
+            return Offer::Full;
         }
-        if m.tx.try_send(msg.clone()).is_err() {
-            m.queued.fetch_sub(msg.len(), Ordering::Relaxed);
-            return false;
+        match m.tx.try_send(msg.clone()) {
+            Ok(()) => Offer::Queued,
+            Err(e) => {
+                m.queued.fetch_sub(msg.len(), Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => Offer::Full,
+                    mpsc::error::TrySendError::Closed(_) => Offer::Closed,
+                }
+            }
         }
-        true
     }
 
     /// Renames a member; returns the old name.
@@ -285,6 +313,21 @@ pub(crate) async fn console_task(shared: Arc<Shared>, mut input: mpsc::Receiver<
     }
 }
 
+/// Writes each message in turn; false when kicked.
+async fn write_each(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    batch: &[Bytes],
+    kick: &CancellationToken,
+) -> std::io::Result<bool> {
+    for b in batch {
+        tokio::select! {
+            _ = kick.cancelled() => return Ok(false),
+            r = wr.write_all(b) => r?,
+        }
+    }
+    Ok(true)
+}
+
 /// Serves one member of a hub or chat room.
 pub(crate) async fn peer(
     shared: Arc<Shared>,
@@ -299,20 +342,41 @@ pub(crate) async fn peer(
         queued,
         kick,
     } = shared.room.join(show_addr(addr));
-    // The writer: drains the queue until kicked or the socket fails.
+    // The writer: drains the queue until kicked or the socket fails. Under
+    // load it takes every waiting message at once and writes them with one
+    // syscall, so a busy room costs one write per peer per batch, not per line.
     let wkick = kick.clone();
     let writer = tokio::spawn(async move {
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut joined = BytesMut::new();
         loop {
-            let msg = tokio::select! {
+            let n = tokio::select! {
                 _ = wkick.cancelled() => break,
-                m = rx.recv() => match m { Some(m) => m, None => break },
+                n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
             };
-            queued.fetch_sub(msg.len(), Ordering::Relaxed);
-            let done = tokio::select! {
-                _ = wkick.cancelled() => break,
-                r = wr.write_all(&msg) => r,
+            if n == 0 {
+                break;
+            }
+            let total: usize = batch.iter().map(Bytes::len).sum();
+            queued.fetch_sub(total, Ordering::Relaxed);
+            let res = if batch.len() == 1 || total > WRITE_COALESCE {
+                write_each(&mut wr, &batch, &wkick).await
+            } else {
+                joined.clear();
+                for b in &batch {
+                    joined.extend_from_slice(b);
+                }
+                tokio::select! {
+                    _ = wkick.cancelled() => Ok(false),
+                    r = wr.write_all(&joined) => r.map(|()| true),
+                }
             };
-            if done.is_err() {
+            batch.clear();
+            // Idle members should not keep a burst's buffer.
+            if joined.capacity() > 8 * 1024 {
+                joined = BytesMut::new();
+            }
+            if !matches!(res, Ok(true)) {
                 break;
             }
         }
@@ -355,11 +419,15 @@ async fn read_loop(
     let mut wire = shared.wire();
     let mut buf = BytesMut::new();
     loop {
-        buf.reserve(16 * 1024);
-        let n = tokio::select! {
+        tokio::select! {
             _ = kick.cancelled() => return Ok(()),
             _ = shared.shutdown.cancelled() => return Ok(()),
-            r = with_idle(o.idle_timeout, rd.read_buf(&mut buf)) => r??,
+            r = with_idle(o.idle_timeout, rd.readable()) => r??,
+        };
+        let n = match read_into(rd, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
         };
         let eof = n == 0;
         if raw {
@@ -409,7 +477,20 @@ async fn read_loop(
         if eof {
             return Ok(());
         }
+        // A member between lines holds no read buffer.
+        if buf.is_empty() && buf.capacity() > 8 * 1024 {
+            buf = BytesMut::new();
+        }
     }
+}
+
+/// Reads what is waiting into `buf` through a stack buffer, so an idle
+/// member costs no heap buffer (5,000 members in one room).
+fn read_into(rd: &tokio::net::tcp::OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = rd.try_read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
 }
 
 /// Handles one chat line; false when the member asked to leave.
