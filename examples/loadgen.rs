@@ -5,6 +5,7 @@
 //! loadgen conns   ADDR COUNT [SERVER_PID] hold COUNT echo connections at once
 //! loadgen frames  ADDR COUNT LEN          pipelined frames through --frame --echo
 //! loadgen fanout  ADDR PEERS MSGS [PID]   chat room fan-out latency
+//! loadgen udp-echo ADDR COUNT LEN         pipelined datagrams against a UDP echo server
 //! ```
 //! Each prints one JSON line. Every wait has a timeout.
 
@@ -30,6 +31,7 @@ fn main() {
         match args.get(1).map(String::as_str) {
             Some("rr") => rr(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
             Some("conns") => conns(addr, n, args.get(4).map(|s| s.parse()).transpose()?).await,
+            Some("udp-echo") => udp_echo(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
             Some("frames") => frames(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
             Some("fanout") => {
                 fanout(
@@ -316,4 +318,54 @@ async fn fanout(addr: SocketAddr, peers: usize, msgs: usize, server_pid: Option<
         rss as f64 * 1024.0 / peers.max(1) as f64
     );
     Ok(())
+}
+
+/// Pipelined UDP echo: keeps up to WINDOW datagrams in flight, counts
+/// echoes; a datagram not back within 200 ms of the last progress is lost.
+async fn udp_echo(addr: SocketAddr, count: usize, len: usize) -> Res<()> {
+    tokio::task::spawn_blocking(move || -> Res<()> {
+        use sockit::udp::batch::{RecvBatch, SendBatch};
+        const WINDOW: usize = 256;
+        let bind = if addr.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+        let s = std::net::UdpSocket::bind(bind)?;
+        s.connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_millis(1)))?;
+        let payload = vec![b'u'; len];
+        let mut tx = SendBatch::new(32);
+        let mut rx = RecvBatch::new(64, 2048);
+        let (mut sent, mut got, mut lost) = (0usize, 0usize, 0usize);
+        let start = Instant::now();
+        let mut last_progress = Instant::now();
+        while got + lost < count {
+            let room = (WINDOW + got + lost).saturating_sub(sent).min(count - sent).min(32);
+            if room > 0 {
+                let batch: Vec<&[u8]> = vec![&payload[..]; room];
+                tx.send_all(&s, None, &batch)?;
+                sent += room;
+            }
+            match rx.recv(&s) {
+                Ok(n) => {
+                    got += n;
+                    last_progress = Instant::now();
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if last_progress.elapsed() > Duration::from_millis(200) {
+                        lost += sent - got - lost;
+                        last_progress = Instant::now();
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if start.elapsed() > WAIT {
+                return Err("udp-echo took too long".into());
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{{\"sent\":{sent},\"echoed\":{got},\"lost\":{lost},\"echoes_per_sec\":{:.0},\"secs\":{secs:.3}}}",
+            got as f64 / secs
+        );
+        Ok(())
+    })
+    .await?
 }

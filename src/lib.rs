@@ -25,3 +25,4 @@ pub mod frame;
 pub mod net;
 pub mod tcp;
 pub mod text;
+pub mod udp;

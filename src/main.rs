@@ -12,8 +12,9 @@ use sockit::net::{parse_port, BindAddr, ConnectOptions, Family};
 use sockit::tcp::pipe::{Outcome, PipeOptions};
 use sockit::tcp::server::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
 use sockit::text::{Encoding, TextOptions, MAX_LINE};
+use sockit::udp::{Messages, Reply, Show};
 
-/// A fast, safe TCP/UDP toolkit: chat, echo, pipe bytes, frame messages.
+/// A fast, safe TCP/UDP toolkit: chat, echo, pipe bytes, frame messages, UDP datagrams.
 #[derive(Parser)]
 #[command(name = "sockit", version, propagate_version = true)]
 struct Cli {
@@ -32,6 +33,9 @@ enum Cmd {
     /// TCP: connect to a peer, or listen for peers.
     #[command(subcommand)]
     Tcp(TcpCmd),
+    /// UDP: send datagrams and print replies, or listen (print, echo, upper-case echo).
+    #[command(subcommand)]
+    Udp(UdpCmd),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -42,6 +46,89 @@ enum TcpCmd {
     Connect(ConnectCli),
     /// Listen on [ADDR:]PORT: one peer like `nc -l`, or many with -k/--echo/--upper/--chat.
     Listen(ListenCli),
+}
+
+#[derive(Subcommand)]
+enum UdpCmd {
+    /// Send each MESSAGE (or each stdin line) as one datagram; print replies as they arrive.
+    Send(UdpSendCli),
+    /// Listen on [ADDR:]PORT and print each datagram on its own line.
+    Listen(UdpListenCli),
+}
+
+#[derive(Args)]
+struct UdpSendCli {
+    /// Host name or IP address (a broadcast or multicast address works too).
+    host: String,
+    /// Port, 1 to 65535.
+    #[arg(value_parser = parse_port)]
+    port: u16,
+    /// Datagrams to send, one per argument; without any, each stdin line is one datagram.
+    messages: Vec<String>,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Allow sending to a broadcast address (SO_BROADCAST).
+    #[arg(long)]
+    broadcast: bool,
+    /// Multicast TTL (hops); 1 by default, so multicast stays on the local link.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=255))]
+    ttl: Option<u32>,
+    /// Receive our own multicast datagrams too.
+    #[arg(long)]
+    multicast_loop: bool,
+    /// Seconds to wait for late replies after the last send.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs_or_zero)]
+    wait: Duration,
+    /// Exit as soon as N replies have arrived.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count_replies: Option<u64>,
+    /// Local [ADDR:]PORT to send from (seed 001 binds port 7788).
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    bind: Option<BindAddr>,
+    /// Show replies as a hex dump.
+    #[arg(long)]
+    hex: bool,
+}
+
+#[derive(Args)]
+struct UdpListenCli {
+    /// PORT (all interfaces, IPv6 and IPv4) or ADDR:PORT; port 0 picks a free one.
+    addr: BindAddr,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Send each datagram back to its sender.
+    #[arg(long, conflicts_with = "upper")]
+    echo: bool,
+    /// Send each datagram back upper-cased (seed 003).
+    #[arg(long)]
+    upper: bool,
+    /// Show payloads as a hex dump.
+    #[arg(long)]
+    hex: bool,
+    /// Receive buffer per datagram; longer datagrams are truncated and reported.
+    #[arg(long, value_name = "BYTES", default_value_t = 65535,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    buffer: u32,
+    /// Stop when a datagram equal to WORD arrives (repeatable; seed 004 uses exit).
+    #[arg(long = "quit", value_name = "WORD")]
+    quit: Vec<String>,
+    /// Let several listeners share the port (SO_REUSEPORT), e.g. to receive broadcasts.
+    #[arg(long)]
+    reuse_port: bool,
+    /// Join an IPv4 or IPv6 multicast group.
+    #[arg(long, value_name = "GROUP")]
+    join: Option<std::net::IpAddr>,
+    /// Interface for --join: an IPv4 address, or an IPv6 interface name or index.
+    #[arg(long, value_name = "ADDR", requires = "join")]
+    iface: Option<String>,
 }
 
 /// Options that change how text is cut and converted.
@@ -150,6 +237,14 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses a number of seconds, zero allowed.
+fn parse_secs_or_zero(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..1e9).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a number of seconds")),
+    }
+}
+
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -165,7 +260,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     init_logging(cli.verbose, cli.quiet);
-    match run(cli.cmd) {
+    match run(cli.cmd, cli.verbose > 0) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sockit: {e}");
@@ -221,8 +316,55 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 /// Runs one command.
-fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Udp(UdpCmd::Listen(u)) => {
+            let opts = sockit::udp::ListenOptions {
+                bind: u.addr,
+                family: Family::from_flags(u.v4, u.v6),
+                reply: if u.upper {
+                    Reply::Upper
+                } else if u.echo {
+                    Reply::Echo
+                } else {
+                    Reply::None
+                },
+                show: Show {
+                    sender: verbose,
+                    hex: u.hex,
+                },
+                buffer: u.buffer as usize,
+                quit: u.quit,
+                reuse_port: u.reuse_port,
+                join: u.join,
+                iface: u.iface,
+            };
+            let mut out = std::io::stdout().lock();
+            sockit::udp::listen(&opts, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Udp(UdpCmd::Send(u)) => {
+            let opts = sockit::udp::SendOptions {
+                family: Family::from_flags(u.v4, u.v6),
+                bind: u.bind,
+                broadcast: u.broadcast,
+                ttl: u.ttl,
+                multicast_loop: u.multicast_loop,
+                wait: u.wait,
+                count_replies: u.count_replies,
+                show: Show {
+                    sender: verbose,
+                    hex: u.hex,
+                },
+            };
+            let msgs = if u.messages.is_empty() {
+                Messages::Lines(Box::new(std::io::stdin()))
+            } else {
+                Messages::Args(u.messages.into_iter().map(String::into_bytes).collect())
+            };
+            sockit::udp::send(&u.host, u.port, msgs, &opts, Box::new(std::io::stdout()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Tcp(TcpCmd::Connect(c)) => {
             let copts = ConnectOptions {
                 family: Family::from_flags(c.v4, c.v6),

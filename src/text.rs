@@ -140,7 +140,7 @@ pub struct Line {
 /// than `max + 1` bytes plus one read.
 pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
     let window = buf.len().min(max.saturating_add(1));
-    if let Some(i) = memchr(b'\n', &buf[..window]) {
+    if let Some(i) = memchr::memchr(b'\n', &buf[..window]) {
         if i <= max {
             let mut data = buf.split_to(i + 1);
             data.truncate(i);
@@ -165,11 +165,6 @@ pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
         });
     }
     None
-}
-
-/// Finds the first `needle` byte.
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 /// Upper-cases every valid UTF-8 character of `bytes` (Unicode rules) and
@@ -198,6 +193,40 @@ pub fn to_upper_in(bytes: &[u8], encoding: Option<Encoding>) -> Vec<u8> {
             enc.encode(up.as_bytes()).into_owned()
         }
     }
+}
+
+/// A `hexdump -C` style dump: offset, 16 bytes in hex, then printable ASCII.
+pub fn hex_dump(data: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(data.len() * 4 + 16);
+    if data.is_empty() {
+        out.push_str("00000000\n");
+        return out;
+    }
+    for (n, row) in data.chunks(16).enumerate() {
+        let _ = write!(out, "{:08x} ", n * 16);
+        for i in 0..16 {
+            if i == 8 {
+                out.push(' ');
+            }
+            match row.get(i) {
+                Some(b) => {
+                    let _ = write!(out, " {b:02x}");
+                }
+                None => out.push_str("   "),
+            }
+        }
+        out.push_str("  |");
+        out.extend(row.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
+        out.push_str("|\n");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -252,6 +281,16 @@ mod tests {
         assert_eq!(to_upper(b"hello"), b"HELLO");
         assert_eq!(to_upper("straße ü".as_bytes()), "STRASSE Ü".as_bytes());
         assert_eq!(to_upper(b"a\xffb\xc3"), b"A\xffB\xc3");
+    }
+
+    #[test]
+    fn hex_dump_rows() {
+        assert_eq!(hex_dump(b""), "00000000\n");
+        assert_eq!(
+            hex_dump(b"hello\x00"),
+            "00000000  68 65 6c 6c 6f 00                                 |hello.|\n"
+        );
+        assert_eq!(hex_dump(&[0u8; 17]).lines().count(), 2);
     }
 
     #[test]

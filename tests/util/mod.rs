@@ -338,6 +338,35 @@ pub fn wait_tcp_listening(port: u16) {
     }
 }
 
+/// Waits until a UDP socket is bound on `port` (read from /proc/net/udp*).
+pub fn wait_udp_bound(port: u16) {
+    let hex = format!(":{port:04X} ");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for f in ["/proc/net/udp", "/proc/net/udp6"] {
+            let s = std::fs::read_to_string(f).unwrap_or_default();
+            if s.lines().any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").contains(&hex))
+            }) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing bound UDP port {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Connects with a timeout and sets read/write timeouts on the stream.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
