@@ -11,6 +11,7 @@
 //! | [`frame`] | length-prefixed framing codec, the sticky-packet fix (pure, no I/O) |
 //! | [`console`] | stdin and stdout threads behind bounded channels for async servers |
 //! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (many peers: hub, echo, upper, chat), [`tcp::wire`] (lines or frames) |
+//! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
 //! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
 //!
 //! The binary (`src/main.rs`) only parses arguments, calls into this

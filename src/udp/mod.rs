@@ -282,25 +282,26 @@ fn is_quit(quit: &[String], data: &[u8]) -> bool {
 /// # Errors
 /// Bind, join and socket errors.
 pub fn listen(opts: &ListenOptions, out: &mut dyn Write) -> Result<ListenSummary, UdpError> {
-    let sock = bind_listener(opts)?;
-    if let Some(g) = opts.join {
-        join_group(&sock, g, opts.iface.as_deref())?;
-    }
-    let local = sock
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or_else(|| UdpError::Socket {
-            what: "bind",
-            reason: "no local address".into(),
-        })?;
+    let sock = bind(opts)?;
+    let local = sock.local_addr().map_err(|e| sock_err("bind", &e))?;
     announce_listening(local);
     if let Some(g) = opts.join {
         tracing::info!("joined multicast group {g}");
     }
     catch_sigint();
-    let sock: UdpSocket = sock.into();
     serve(&sock, opts, out)
+}
+
+/// Binds the listening socket as `opts` says and joins its group, if any.
+///
+/// # Errors
+/// Bind and join errors.
+pub fn bind(opts: &ListenOptions) -> Result<UdpSocket, UdpError> {
+    let sock = bind_listener(opts)?;
+    if let Some(g) = opts.join {
+        join_group(&sock, g, opts.iface.as_deref())?;
+    }
+    Ok(sock.into())
 }
 
 /// The receive loop, on an already bound socket.
