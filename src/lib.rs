@@ -12,6 +12,7 @@
 //! | [`console`] | stdin and stdout threads behind bounded channels for async servers |
 //! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (many peers: hub, echo, upper, chat), [`tcp::wire`] (lines or frames) |
 //! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
+//! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
 //! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
 //!
 //! The binary (`src/main.rs`) only parses arguments, calls into this
@@ -26,4 +27,5 @@ pub mod frame;
 pub mod net;
 pub mod tcp;
 pub mod text;
+pub mod transfer;
 pub mod udp;

@@ -2,6 +2,7 @@
 //! plain sentence on failure, and maps the result to an exit code
 //! (0 success, 1 runtime failure, 2 usage error).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,6 +37,12 @@ enum Cmd {
     /// UDP: send datagrams and print replies, or listen (print, echo, upper-case echo).
     #[command(subcommand)]
     Udp(UdpCmd),
+    /// Serve the regular files under DIR, read-only (native protocol and seed 002's raw requests).
+    Serve(ServeCli),
+    /// Download NAME... from a `sockit serve`, verified with BLAKE3 and resumable.
+    Get(GetCli),
+    /// List the files a `sockit serve` offers.
+    Ls(LsCli),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -129,6 +136,138 @@ struct UdpListenCli {
     /// Interface for --join: an IPv4 address, or an IPv6 interface name or index.
     #[arg(long, value_name = "ADDR", requires = "join")]
     iface: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeCli {
+    /// The directory to serve.
+    #[arg(default_value = ".")]
+    dir: std::path::PathBuf,
+    /// Where to listen: PORT or ADDR:PORT.
+    #[arg(long, short = 'l', value_name = "[ADDR:]PORT", default_value = "8080")]
+    listen: BindAddr,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Serve dotfiles too.
+    #[arg(long)]
+    hidden: bool,
+    /// Serve at most N clients at once; more get a "busy" error.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: u32,
+    /// Close a client that sends nothing for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    idle_timeout: Duration,
+    /// Cap each download at BYTES per second (K, M, G suffixes allowed).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_rate: Option<u64>,
+}
+
+/// Parses a byte count with an optional K/M/G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("{s:?} is too large")),
+        _ => Err(format!("{s:?} is not a positive size like 500K or 10M")),
+    }
+}
+
+#[derive(Args)]
+struct GetCli {
+    /// HOST or HOST:PORT ([V6]:PORT); the port defaults to 8080.
+    server: String,
+    /// Paths on the server to download.
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Save the (single) file as FILE.
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "dir")]
+    output: Option<std::path::PathBuf>,
+    /// Save into DIR.
+    #[arg(short = 'd', long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
+    /// Overwrite a file that exists with different content.
+    #[arg(long)]
+    force: bool,
+    /// Download directory trees.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Speak seed 002's protocol (send the name, read to EOF): no hash, no resume.
+    #[arg(long, conflicts_with = "recursive")]
+    raw: bool,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Print the results as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LsCli {
+    /// HOST or HOST:PORT; the port defaults to 8080.
+    server: String,
+    /// Directory on the server.
+    #[arg(default_value = "")]
+    path: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+}
+
+/// Splits `HOST[:PORT]` (or `[V6]:PORT`), with port 8080 by default.
+fn host_port(s: &str) -> Result<(String, u16), String> {
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok((sa.ip().to_string(), sa.port()));
+    }
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return Ok((inner.to_string(), 8080));
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((s.to_string(), 8080));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) => Ok((
+            h.trim_matches(|c| c == '[' || c == ']').to_string(),
+            parse_port(p)?,
+        )),
+        None => Ok((s.to_string(), 8080)),
+    }
+}
+
+/// Escapes a string for JSON output.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Options that change how text is cut and converted.
@@ -414,6 +553,134 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             };
             let outcome = sockit::tcp::listen(&opts)?;
             Ok(outcome_code(outcome))
+        }
+        Cmd::Serve(c) => {
+            let root = sockit::transfer::paths::Root::new(&c.dir, c.hidden).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot serve {} ({}); give an existing directory",
+                    c.dir.display(),
+                    sockit::net::describe(&e)
+                )
+            })?;
+            sockit::net::raise_nofile_limit();
+            let listener = sockit::net::bind_tcp(&c.listen, Family::from_flags(c.v4, c.v6))?;
+            let local = listener.local_addr()?;
+            sockit::net::announce_listening(local);
+            tracing::warn!("serving {} read-only", root.path().display());
+            sockit::transfer::server::serve(
+                listener,
+                sockit::transfer::server::ServeOptions {
+                    root,
+                    max_conns: c.max_conns as usize,
+                    idle_timeout: c.idle_timeout,
+                    max_rate: c.max_rate,
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Get(c) => {
+            let (host, port) = host_port(&c.server).map_err(|e| anyhow::anyhow!(e))?;
+            let copts = ConnectOptions {
+                family: Family::from_flags(c.v4, c.v6),
+                timeout: Some(Duration::from_secs(10)),
+                bind: None,
+                nodelay: true,
+            };
+            let mut results = Vec::new();
+            let json = c.json;
+            if c.raw {
+                for name in &c.names {
+                    let target = match &c.output {
+                        Some(o) => o.clone(),
+                        None => c.dir.clone().unwrap_or_else(|| ".".into()).join(
+                            sockit::transfer::paths::base_name(name)
+                                .ok_or_else(|| anyhow::anyhow!("{name:?} does not name a file"))?,
+                        ),
+                    };
+                    let f = sockit::transfer::client::get_raw(&host, port, name, &target, &copts)?;
+                    if !json {
+                        tracing::warn!("{}", f.summary());
+                    }
+                    results.push(f);
+                }
+            } else {
+                let opts = sockit::transfer::client::GetOptions {
+                    output: c.output.clone(),
+                    dir: c.dir.clone(),
+                    force: c.force,
+                    recursive: c.recursive,
+                    connect: copts,
+                    progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                };
+                let mut report = |f: &sockit::transfer::client::Fetched| {
+                    if !json {
+                        tracing::warn!("{}", f.summary());
+                    }
+                };
+                results = sockit::transfer::client::get(&host, port, &c.names, &opts, &mut report)?;
+            }
+            if json {
+                let items: Vec<String> = results
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{{\"path\":{},\"bytes\":{},\"transferred\":{},\"secs\":{:.3},\"result\":\"{}\"}}",
+                            json_str(&f.path.display().to_string()),
+                            f.bytes,
+                            f.transferred,
+                            f.secs,
+                            match f.outcome {
+                                sockit::transfer::client::Outcome::Verified { .. } => "verified",
+                                sockit::transfer::client::Outcome::AlreadyThere => "already-there",
+                                sockit::transfer::client::Outcome::Unverified => "unverified",
+                            }
+                        )
+                    })
+                    .collect();
+                println!("[{}]", items.join(","));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ls(c) => {
+            let (host, port) = host_port(&c.server).map_err(|e| anyhow::anyhow!(e))?;
+            let copts = ConnectOptions {
+                family: Family::from_flags(c.v4, c.v6),
+                timeout: Some(Duration::from_secs(10)),
+                bind: None,
+                nodelay: true,
+            };
+            let entries = sockit::transfer::client::ls(&host, port, &c.path, &copts)?;
+            let mut out = std::io::stdout().lock();
+            if c.json {
+                let items: Vec<String> = entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{{\"name\":{},\"type\":\"{}\",\"size\":{}}}",
+                            json_str(&e.name),
+                            if e.kind == sockit::transfer::proto::EntryKind::Dir {
+                                "dir"
+                            } else {
+                                "file"
+                            },
+                            e.size
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(out, "[{}]", items.join(","));
+            } else {
+                for e in &entries {
+                    let _ = match e.kind {
+                        sockit::transfer::proto::EntryKind::Dir => {
+                            writeln!(out, "dir  {:>14}  {}/", "-", e.name)
+                        }
+                        sockit::transfer::proto::EntryKind::File => {
+                            writeln!(out, "file {:>14}  {}", e.size, e.name)
+                        }
+                    };
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo => {
             let ok = sockit::demo::run()?;

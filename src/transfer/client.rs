@@ -1,0 +1,655 @@
+//! `sockit get` and `sockit ls`: the client side of the transfer protocol,
+//! plus `get --raw` for the seeds' own server.
+//!
+//! A download goes to `NAME.part`, is fsynced, and becomes `NAME` only once
+//! the BLAKE3 of the whole file matches the server's. An interrupted
+//! download keeps its `.part`, and the next `get` resumes from its size.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::paths::{base_name, safe_name};
+use super::proto::{EntryKind, Request, Response, MAGIC, MAX_RESPONSE};
+use super::TransferError;
+use crate::frame::FrameCodec;
+use crate::net::{self, describe, ConnectOptions};
+
+/// Size of each receive buffer handed to the hashing thread.
+const CHUNK: usize = 1 << 20;
+/// Buffers in flight between the receiving and the hashing thread.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// How long to wait for the server between bytes.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `get` options.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// `-o FILE`: the single file's target.
+    pub output: Option<PathBuf>,
+    /// `-d DIR`: where to save (default: the current directory).
+    pub dir: Option<PathBuf>,
+    /// Overwrite a target with different content.
+    pub force: bool,
+    /// Fetch directory trees.
+    pub recursive: bool,
+    /// Connect options.
+    pub connect: ConnectOptions,
+    /// Draw a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// How one file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Downloaded and verified; `resumed_from` bytes were already there.
+    Verified {
+        /// Bytes of the `.part` that were reused.
+        resumed_from: u64,
+    },
+    /// The target already had this content.
+    AlreadyThere,
+    /// Raw mode: saved, but the seed protocol has no hash to check.
+    Unverified,
+}
+
+/// One file's result.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Where it was saved.
+    pub path: PathBuf,
+    /// File size.
+    pub bytes: u64,
+    /// Bytes that crossed the network.
+    pub transferred: u64,
+    /// Seconds taken.
+    pub secs: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl Fetched {
+    /// The one-line summary: `NAME: 2.00 GiB in 0.9 s (2.2 GiB/s), blake3 verified`.
+    pub fn summary(&self) -> String {
+        let name = self.path.display();
+        match &self.outcome {
+            Outcome::AlreadyThere => {
+                format!(
+                    "{name}: already there ({}), blake3 matches",
+                    human(self.bytes)
+                )
+            }
+            Outcome::Verified { resumed_from } => {
+                let rate = self.transferred as f64 / self.secs.max(1e-6);
+                let resumed = if *resumed_from > 0 {
+                    format!(", resumed from {}", human(*resumed_from))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{name}: {} in {:.1} s ({}/s){resumed}, blake3 verified",
+                    human(self.bytes),
+                    self.secs,
+                    human(rate as u64)
+                )
+            }
+            Outcome::Unverified => format!(
+                "{name}: {} in {:.1} s, not verified (raw mode has no hash)",
+                human(self.bytes),
+                self.secs
+            ),
+        }
+    }
+}
+
+/// Bytes in binary units.
+pub fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", U[i])
+    }
+}
+
+/// A native-protocol connection.
+struct Conn {
+    /// The socket.
+    s: TcpStream,
+    /// Bytes read but not used yet.
+    buf: BytesMut,
+    /// Response frames.
+    codec: FrameCodec,
+    /// Server address, for messages.
+    server: String,
+}
+
+fn io_err(what: &str, e: &io::Error) -> TransferError {
+    TransferError::Io {
+        what: what.to_string(),
+        reason: describe(e),
+    }
+}
+
+impl Conn {
+    fn open(host: &str, port: u16, copts: &ConnectOptions) -> Result<Conn, TransferError> {
+        let mut s = net::connect(host, port, copts)?;
+        let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+        s.write_all(MAGIC)
+            .map_err(|e| io_err("talk to the server", &e))?;
+        Ok(Conn {
+            server: s
+                .peer_addr()
+                .map(net::show_addr)
+                .unwrap_or_else(|_| host.to_string()),
+            s,
+            buf: BytesMut::with_capacity(64 * 1024),
+            codec: FrameCodec::new(MAX_RESPONSE),
+        })
+    }
+
+    fn request(&mut self, r: &Request) -> Result<(), TransferError> {
+        let mut out = BytesMut::new();
+        FrameCodec::new(usize::MAX)
+            .encode(&r.encode()[..], &mut out)
+            .map_err(|e| TransferError::Protocol(e.to_string()))?;
+        self.s
+            .write_all(&out)
+            .map_err(|e| io_err("send a request", &e))
+    }
+
+    fn fill(&mut self) -> Result<usize, TransferError> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.s.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("read from the server", &e)),
+            }
+        }
+    }
+
+    fn response(&mut self) -> Result<Response, TransferError> {
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(f)) => {
+                    return Response::decode(&f).map_err(|e| TransferError::Protocol(e.to_string()))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(TransferError::Protocol(e.to_string())),
+            }
+            if self.fill()? == 0 {
+                return Err(TransferError::Protocol(format!(
+                    "{} closed the connection without answering",
+                    self.server
+                )));
+            }
+        }
+    }
+}
+
+/// Downloads every name. Stops at the first failure.
+///
+/// # Errors
+/// Connection, protocol, verification and file-system errors.
+pub fn get(
+    host: &str,
+    port: u16,
+    names: &[String],
+    opts: &GetOptions,
+    report: &mut dyn FnMut(&Fetched),
+) -> Result<Vec<Fetched>, TransferError> {
+    if opts.output.is_some() && (names.len() != 1 || opts.recursive) {
+        return Err(TransferError::Usage(
+            "-o names one file; use -d DIR for several files or -r".into(),
+        ));
+    }
+    let mut conn = Conn::open(host, port, &opts.connect)?;
+    // No -d: save beside us, under the plain name (not ./name).
+    let dest = opts.dir.clone().unwrap_or_default();
+    let mut done = Vec::new();
+    for name in names {
+        let name = name.trim_start_matches("./");
+        if opts.recursive {
+            let base = base_name(name).unwrap_or("download");
+            fetch_tree(&mut conn, name, &dest.join(base), opts, &mut done, report)?;
+            continue;
+        }
+        let target =
+            match &opts.output {
+                Some(o) => o.clone(),
+                None => dest.join(base_name(name).ok_or_else(|| {
+                    TransferError::Usage(format!("{name:?} does not name a file"))
+                })?),
+            };
+        let f = fetch_file(&mut conn, name, &target, opts)?;
+        report(&f);
+        done.push(f);
+    }
+    Ok(done)
+}
+
+/// Fetches a directory tree, checking every name the server sends.
+fn fetch_tree(
+    conn: &mut Conn,
+    remote: &str,
+    local: &Path,
+    opts: &GetOptions,
+    done: &mut Vec<Fetched>,
+    report: &mut dyn FnMut(&Fetched),
+) -> Result<(), TransferError> {
+    let entries = list(conn, remote)?;
+    std::fs::create_dir_all(local)
+        .map_err(|e| io_err(&format!("create {}", local.display()), &e))?;
+    for (kind, _size, name) in entries {
+        if !safe_name(&name) {
+            return Err(TransferError::Unsafe { name });
+        }
+        let r = format!("{}/{name}", remote.trim_end_matches('/'));
+        let l = local.join(&name);
+        match kind {
+            EntryKind::Dir => fetch_tree(conn, &r, &l, opts, done, report)?,
+            EntryKind::File => {
+                let f = fetch_file(conn, &r, &l, opts)?;
+                report(&f);
+                done.push(f);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns an error response into an error.
+fn refused(resp: Response, server: &str) -> TransferError {
+    match resp {
+        Response::Error { message, code } => TransferError::Refused {
+            server: server.to_string(),
+            message,
+            code,
+        },
+        other => TransferError::Protocol(format!("unexpected reply {other:?}")),
+    }
+}
+
+/// Lists a remote directory.
+fn list(conn: &mut Conn, path: &str) -> Result<Vec<(EntryKind, u64, String)>, TransferError> {
+    conn.request(&Request::List {
+        path: path.to_string(),
+    })?;
+    let mut out = Vec::new();
+    loop {
+        match conn.response()? {
+            Response::Entry { kind, size, name } => {
+                if out.len() >= 1_000_000 {
+                    return Err(TransferError::Protocol(
+                        "a listing of over a million entries".into(),
+                    ));
+                }
+                out.push((kind, size, name))
+            }
+            Response::End => return Ok(out),
+            other => return Err(refused(other, &conn.server)),
+        }
+    }
+}
+
+/// `NAME.part` beside `target`.
+fn part_path(target: &Path) -> PathBuf {
+    let mut p = target.as_os_str().to_owned();
+    p.push(".part");
+    PathBuf::from(p)
+}
+
+/// BLAKE3 of a local file (or its first `limit` bytes).
+fn hash_local(path: &Path, limit: Option<u64>) -> io::Result<blake3::Hasher> {
+    let f = File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut r: Box<dyn Read> = match limit {
+        Some(n) => Box::new(f.take(n)),
+        None => Box::new(f),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h);
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Downloads one file to `target`, verified, resuming a `.part`.
+fn fetch_file(
+    conn: &mut Conn,
+    remote: &str,
+    target: &Path,
+    opts: &GetOptions,
+) -> Result<Fetched, TransferError> {
+    let started = Instant::now();
+    let part = part_path(target);
+    if target.exists() {
+        conn.request(&Request::Stat {
+            path: remote.to_string(),
+        })?;
+        let (size, hash) = match conn.response()? {
+            Response::Stat { size, hash } => (size, hash),
+            other => return Err(refused(other, &conn.server)),
+        };
+        let same = std::fs::metadata(target)
+            .map(|m| m.len() == size)
+            .unwrap_or(false)
+            && hash_local(target, None)
+                .map(|h| *h.finalize().as_bytes() == hash)
+                .unwrap_or(false);
+        if same {
+            return Ok(Fetched {
+                path: target.to_path_buf(),
+                bytes: size,
+                transferred: 0,
+                secs: started.elapsed().as_secs_f64(),
+                outcome: Outcome::AlreadyThere,
+            });
+        }
+        if !opts.force {
+            return Err(TransferError::Exists {
+                path: target.to_path_buf(),
+            });
+        }
+    }
+    if let Some(parent) = target.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| io_err(&format!("create {}", parent.display()), &e))?;
+        }
+    }
+    let mut retried = false;
+    loop {
+        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        match attempt(conn, remote, &part, have, opts.progress) {
+            Ok((size, transferred)) => {
+                std::fs::rename(&part, target)
+                    .map_err(|e| io_err(&format!("rename {} into place", part.display()), &e))?;
+                return Ok(Fetched {
+                    path: target.to_path_buf(),
+                    bytes: size,
+                    transferred,
+                    secs: started.elapsed().as_secs_f64(),
+                    outcome: Outcome::Verified { resumed_from: have },
+                });
+            }
+            Err(TransferError::HashMismatch { .. }) if !retried => {
+                // The .part (or what came after it) was bad: set it aside
+                // and fetch the whole file again, once.
+                let aside = part.with_extension("part.bad");
+                let _ = std::fs::rename(&part, &aside);
+                tracing::warn!(
+                    "{}: hash mismatch; set the partial file aside as {} and starting over",
+                    target.display(),
+                    aside.display()
+                );
+                retried = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One GET from `have` bytes on. Returns (file size, bytes received).
+fn attempt(
+    conn: &mut Conn,
+    remote: &str,
+    part: &Path,
+    have: u64,
+    progress: bool,
+) -> Result<(u64, u64), TransferError> {
+    conn.request(&Request::Get {
+        path: remote.to_string(),
+        offset: have,
+    })?;
+    let (size, offset) = match conn.response()? {
+        Response::File { size, offset } => (size, offset),
+        Response::Error {
+            code: super::proto::ErrorCode::BadRequest,
+            ..
+        } if have > 0 => {
+            // Our .part is longer than the file: it cannot be a prefix of it.
+            return Err(TransferError::HashMismatch {
+                name: remote.to_string(),
+            });
+        }
+        other => return Err(refused(other, &conn.server)),
+    };
+    if offset != have {
+        return Err(TransferError::Protocol(format!(
+            "asked for bytes from {have} on, the server offered {offset}"
+        )));
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(part)
+        .map_err(|e| io_err(&format!("open {}", part.display()), &e))?;
+    file.set_len(have)
+        .and_then(|()| file.seek(SeekFrom::Start(have)).map(|_| ()))
+        .map_err(|e| io_err(&format!("prepare {}", part.display()), &e))?;
+    // The hasher starts with the bytes already on disk.
+    let prefix = if have > 0 {
+        Some(hash_local(part, Some(have)).map_err(|e| io_err("read the partial file", &e))?)
+    } else {
+        None
+    };
+    let bar = progress.then(|| progress_bar(size, have, remote));
+    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(CHUNKS_IN_FLIGHT);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
+    for _ in 0..CHUNKS_IN_FLIGHT {
+        let _ = empty_tx.send(vec![0u8; CHUNK]);
+    }
+    let hasher = std::thread::Builder::new()
+        .name("sockit-hash".into())
+        .spawn(move || hash_chunks(prefix.unwrap_or_default(), full_rx, empty_tx))
+        .map_err(|e| io_err("start the hashing thread", &e))?;
+    let received = receive(
+        conn,
+        &mut file,
+        size - have,
+        &full_tx,
+        &empty_rx,
+        bar.as_ref(),
+    );
+    drop(full_tx);
+    let hash = hasher
+        .join()
+        .map_err(|_| TransferError::Protocol("the hashing thread failed".into()))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    // Keep what arrived, even on failure: the next run resumes from it.
+    let synced = file.sync_all();
+    let received = received?;
+    synced.map_err(|e| io_err(&format!("write {} (disk full?)", part.display()), &e))?;
+    let want = match conn.response()? {
+        Response::Done { hash } => hash,
+        other => return Err(refused(other, &conn.server)),
+    };
+    if *hash.finalize().as_bytes() != want {
+        return Err(TransferError::HashMismatch {
+            name: remote.to_string(),
+        });
+    }
+    Ok((size, received))
+}
+
+/// Hashes chunks as they come, handing each buffer back for reuse.
+fn hash_chunks(
+    mut h: blake3::Hasher,
+    full: Receiver<(Vec<u8>, usize)>,
+    empty: SyncSender<Vec<u8>>,
+) -> blake3::Hasher {
+    while let Ok((buf, n)) = full.recv() {
+        h.update(&buf[..n]);
+        let _ = empty.send(buf);
+    }
+    h
+}
+
+/// Receives exactly `len` bytes into `file`, feeding the hasher.
+fn receive(
+    conn: &mut Conn,
+    file: &mut File,
+    len: u64,
+    full: &SyncSender<(Vec<u8>, usize)>,
+    empty: &Receiver<Vec<u8>>,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<u64, TransferError> {
+    let mut got = 0u64;
+    while got < len {
+        let mut buf = empty
+            .recv()
+            .map_err(|_| TransferError::Protocol("the hashing thread stopped".into()))?;
+        let want = ((len - got) as usize).min(CHUNK);
+        let n = if !conn.buf.is_empty() {
+            let n = conn.buf.len().min(want);
+            buf[..n].copy_from_slice(&conn.buf.split_to(n));
+            n
+        } else {
+            loop {
+                match conn.s.read(&mut buf[..want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(TransferError::Interrupted {
+                            have: got,
+                            reason: describe(&e),
+                        })
+                    }
+                }
+            }
+        };
+        if n == 0 {
+            return Err(TransferError::Interrupted {
+                have: got,
+                reason: format!("the server sent {got} of {len} bytes and closed"),
+            });
+        }
+        file.write_all(&buf[..n])
+            .map_err(|e| io_err("write the partial file (disk full?)", &e))?;
+        got += n as u64;
+        if let Some(b) = bar {
+            b.inc(n as u64);
+        }
+        if full.send((buf, n)).is_err() {
+            return Err(TransferError::Protocol("the hashing thread stopped".into()));
+        }
+    }
+    Ok(got)
+}
+
+fn progress_bar(size: u64, have: u64, name: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(name.to_string());
+    bar.set_position(have);
+    bar
+}
+
+/// One entry of a remote listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File or directory.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// The name.
+    pub name: String,
+}
+
+/// Lists `path` on the server.
+///
+/// # Errors
+/// Connection, protocol and refusal errors; names that are not plain.
+pub fn ls(
+    host: &str,
+    port: u16,
+    path: &str,
+    copts: &ConnectOptions,
+) -> Result<Vec<Entry>, TransferError> {
+    let mut conn = Conn::open(host, port, copts)?;
+    let entries = list(&mut conn, path)?;
+    entries
+        .into_iter()
+        .map(|(kind, size, name)| {
+            if safe_name(&name) {
+                Ok(Entry { kind, size, name })
+            } else {
+                Err(TransferError::Unsafe { name })
+            }
+        })
+        .collect()
+}
+
+/// `get --raw`: the seed's protocol. Sends the name, saves everything until
+/// the server closes. There is no hash, so nothing can be verified.
+///
+/// # Errors
+/// Connection and file errors; an empty reply (the seed's "no such file").
+pub fn get_raw(
+    host: &str,
+    port: u16,
+    name: &str,
+    target: &Path,
+    copts: &ConnectOptions,
+) -> Result<Fetched, TransferError> {
+    let started = Instant::now();
+    if target.exists() {
+        return Err(TransferError::Exists {
+            path: target.to_path_buf(),
+        });
+    }
+    let mut s = net::connect(host, port, copts)?;
+    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+    s.write_all(name.as_bytes())
+        .map_err(|e| io_err("send the file name", &e))?;
+    let part = part_path(target);
+    let mut file =
+        File::create(&part).map_err(|e| io_err(&format!("create {}", part.display()), &e))?;
+    let n = io::copy(&mut s, &mut file).map_err(|e| io_err("receive the file", &e))?;
+    file.sync_all()
+        .map_err(|e| io_err("write the file (disk full?)", &e))?;
+    if n == 0 {
+        let _ = std::fs::remove_file(&part);
+        return Err(TransferError::Empty {
+            name: name.to_string(),
+        });
+    }
+    std::fs::rename(&part, target).map_err(|e| io_err("rename into place", &e))?;
+    Ok(Fetched {
+        path: target.to_path_buf(),
+        bytes: n,
+        transferred: n,
+        secs: started.elapsed().as_secs_f64(),
+        outcome: Outcome::Unverified,
+    })
+}

@@ -1,0 +1,80 @@
+//! File transfer: `sockit serve`, `sockit get`, `sockit ls`.
+//!
+//! - [`proto`]: the wire protocol, free of I/O.
+//! - [`paths`]: safe paths on both sides.
+//! - [`server`]: the read-only server (native and seed-style raw requests).
+//! - [`client`]: verified, resumable downloads and listings.
+
+pub mod client;
+pub mod paths;
+pub mod proto;
+pub mod server;
+
+use std::path::PathBuf;
+
+use crate::net::NetError;
+use proto::ErrorCode;
+
+/// Transfer errors, each one sentence for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// Resolving, connecting or binding failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Local or socket I/O failed.
+    #[error("could not {what} ({reason})")]
+    Io {
+        /// What we were doing.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The server refused the request.
+    #[error("{server} refused: {message}")]
+    Refused {
+        /// The server.
+        server: String,
+        /// Its reason.
+        message: String,
+        /// Its error code.
+        code: ErrorCode,
+    },
+    /// The server broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The download does not match the server's hash, even after one full retry.
+    #[error("{name}: the download does not match the server's BLAKE3 hash; no file was written")]
+    HashMismatch {
+        /// The remote name.
+        name: String,
+    },
+    /// The target exists with other content.
+    #[error("{} already exists with different content; add --force to overwrite it", path.display())]
+    Exists {
+        /// The local file.
+        path: PathBuf,
+    },
+    /// The connection broke mid-file; the `.part` is kept.
+    #[error("the download was interrupted after {have} bytes ({reason}); run the same command again to resume")]
+    Interrupted {
+        /// Bytes received in this attempt.
+        have: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A name from the server that could write outside the destination.
+    #[error("the server sent an unsafe name {name:?}; refusing to write it")]
+    Unsafe {
+        /// The name.
+        name: String,
+    },
+    /// A raw download got no bytes (the seed server's answer to a missing file).
+    #[error("the server sent nothing for {name:?} (the seed protocol's way of saying there is no such file)")]
+    Empty {
+        /// The name asked for.
+        name: String,
+    },
+    /// Options that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+}
