@@ -398,7 +398,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    init_logging(cli.verbose, cli.quiet);
+    // The demo narrates on stdout; its servers' logs only with -v.
+    let quiet = cli.quiet || (matches!(cli.cmd, Cmd::Demo) && cli.verbose == 0);
+    init_logging(cli.verbose, quiet);
     match run(cli.cmd, cli.verbose > 0) {
         Ok(code) => code,
         Err(e) => {

@@ -327,7 +327,12 @@ fn stalled_chat_peer_does_not_delay_others() {
     });
     for _ in 0..20 {
         let ping = format!("ping {}\n", start.elapsed().as_micros());
-        a_w.write_all(ping.as_bytes()).unwrap();
+        if let Err(e) = a_w.write_all(ping.as_bytes()) {
+            panic!(
+                "pinger cut off ({e}); server said: {}",
+                server.stderr.text()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _pusher = flood.join().unwrap();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::net::show_addr;
@@ -29,6 +29,10 @@ const WRITE_BATCH: usize = 64;
 /// Batches up to this many bytes are joined into one buffer and one write.
 const WRITE_COALESCE: usize = 64 * 1024;
 
+/// How long a sender waits for a full queue to drain before the member
+/// behind it counts as stalled and is disconnected.
+const FULL_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Longest chat name.
 const MAX_NAME: usize = 32;
 
@@ -42,6 +46,8 @@ struct Member {
     queued: Arc<AtomicUsize>,
     /// Cancelled to disconnect the member.
     kick: CancellationToken,
+    /// Signalled by the writer each time it takes from the queue.
+    drained: Arc<Notify>,
 }
 
 /// The peers in a hub or chat room.
@@ -71,6 +77,7 @@ struct Joined {
     rx: mpsc::Receiver<Bytes>,
     queued: Arc<AtomicUsize>,
     kick: CancellationToken,
+    drained: Arc<Notify>,
 }
 
 impl Room {
@@ -95,6 +102,7 @@ impl Room {
         let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
         let queued = Arc::new(AtomicUsize::new(0));
         let kick = CancellationToken::new();
+        let drained = Arc::new(Notify::new());
         self.lock().insert(
             id,
             Member {
@@ -102,6 +110,7 @@ impl Room {
                 tx,
                 queued: queued.clone(),
                 kick: kick.clone(),
+                drained: drained.clone(),
             },
         );
         Joined {
@@ -109,6 +118,7 @@ impl Room {
             rx,
             queued,
             kick,
+            drained,
         }
     }
 
@@ -120,26 +130,44 @@ impl Room {
         })
     }
 
-    /// Queues `msg` for every member but `except`. Members over their
-    /// budget are removed and disconnected; their names are returned.
+    /// Queues `msg` for every member but `except`. A member whose queue is
+    /// full gets up to [`FULL_GRACE`] to drain it, which slows the sender
+    /// down to the pace of live readers; a member still full after that is
+    /// stalled, and is removed and disconnected. Returns the removed names.
     /// Members whose connection already closed are skipped: their own task
     /// removes them and announces the leave.
-    fn broadcast(&self, except: Option<u64>, msg: &Bytes) -> Vec<String> {
-        let mut evicted = Vec::new();
-        let mut members = self.lock();
-        let mut over = Vec::new();
-        for (&id, m) in members.iter() {
-            if Some(id) == except {
-                continue;
-            }
-            if Self::offer(m, msg, self.budget) == Offer::Full {
-                over.push(id);
-            }
+    async fn broadcast(&self, except: Option<u64>, msg: &Bytes) -> Vec<String> {
+        let full: Vec<(u64, Arc<Notify>)> = {
+            let members = self.lock();
+            members
+                .iter()
+                .filter(|(&id, _)| Some(id) != except)
+                .filter(|(_, m)| Self::offer(m, msg, self.budget) == Offer::Full)
+                .map(|(&id, m)| (id, m.drained.clone()))
+                .collect()
+        };
+        if full.is_empty() {
+            return Vec::new();
         }
-        for id in over {
-            if let Some(m) = members.remove(&id) {
-                m.kick.cancel();
-                evicted.push(m.name);
+        let deadline = tokio::time::Instant::now() + FULL_GRACE;
+        let mut evicted = Vec::new();
+        for (id, drained) in full {
+            loop {
+                let wait = drained.notified();
+                let again = {
+                    let members = self.lock();
+                    members.get(&id).map(|m| Self::offer(m, msg, self.budget))
+                };
+                if again != Some(Offer::Full) {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                    if let Some(m) = self.lock().remove(&id) {
+                        m.kick.cancel();
+                        evicted.push(m.name);
+                    }
+                    break;
+                }
             }
         }
         evicted
@@ -230,7 +258,7 @@ async fn say_all(shared: &Shared, except: Option<u64>, text: &[u8]) {
         Some(b) => b,
         None => return,
     };
-    let evicted = shared.room.broadcast(except, &encoded);
+    let evicted = shared.room.broadcast(except, &encoded).await;
     if shared.opts.mode == Mode::Chat {
         let mut line = text.to_vec();
         line.push(b'\n');
@@ -242,7 +270,7 @@ async fn say_all(shared: &Shared, except: Option<u64>, text: &[u8]) {
             let line = format!("* {name} was disconnected (too slow)");
             if let Some(b) = encode_for_wire(shared, line.as_bytes()) {
                 // Evictions caused by this notice are logged, not announced again.
-                for n in shared.room.broadcast(None, &b) {
+                for n in shared.room.broadcast(None, &b).await {
                     tracing::warn!(
                         "disconnected {n}: not reading fast enough (outgoing queue full)"
                     );
@@ -289,7 +317,7 @@ pub(crate) async fn console_task(shared: Arc<Shared>, mut input: mpsc::Receiver<
                 Some(b) => b,
                 None => continue,
             };
-            for n in shared.room.broadcast(None, &encoded) {
+            for n in shared.room.broadcast(None, &encoded).await {
                 tracing::warn!("disconnected {n}: not reading fast enough (outgoing queue full)");
             }
         } else {
@@ -303,7 +331,7 @@ pub(crate) async fn console_task(shared: Arc<Shared>, mut input: mpsc::Receiver<
                 ))
             };
             if let Some(b) = bytes {
-                for n in shared.room.broadcast(None, &b) {
+                for n in shared.room.broadcast(None, &b).await {
                     tracing::warn!(
                         "disconnected {n}: not reading fast enough (outgoing queue full)"
                     );
@@ -341,6 +369,7 @@ pub(crate) async fn peer(
         mut rx,
         queued,
         kick,
+        drained,
     } = shared.room.join(show_addr(addr));
     // The writer: drains the queue until kicked or the socket fails. Under
     // load it takes every waiting message at once and writes them with one
@@ -359,6 +388,7 @@ pub(crate) async fn peer(
             }
             let total: usize = batch.iter().map(Bytes::len).sum();
             queued.fetch_sub(total, Ordering::Relaxed);
+            drained.notify_one();
             let res = if batch.len() == 1 || total > WRITE_COALESCE {
                 write_each(&mut wr, &batch, &wkick).await
             } else {

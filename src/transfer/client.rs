@@ -25,6 +25,8 @@ use crate::net::{self, describe, ConnectOptions};
 const CHUNK: usize = 1 << 20;
 /// Buffers in flight between the receiving and the hashing thread.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Start disk writeback after this many new bytes.
+const WRITEBACK_EVERY: u64 = 64 << 20;
 /// How long to wait for the server between bytes.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -448,6 +450,7 @@ fn attempt(
     file.set_len(have)
         .and_then(|()| file.seek(SeekFrom::Start(have)).map(|_| ()))
         .map_err(|e| io_err(&format!("prepare {}", part.display()), &e))?;
+    reserve(&file, have, size - have, part)?;
     // The hasher starts with the bytes already on disk.
     let prefix = if have > 0 {
         Some(hash_local(part, Some(have)).map_err(|e| io_err("read the partial file", &e))?)
@@ -455,24 +458,27 @@ fn attempt(
         None
     };
     let bar = progress.then(|| progress_bar(size, have, remote));
-    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(CHUNKS_IN_FLIGHT);
+    // Three stages, each on its own thread, so the copies overlap:
+    // receive (this thread) -> write to the .part -> hash -> buffer reused.
+    let (to_writer, writer_rx) = sync_channel::<(Vec<u8>, usize)>(CHUNKS_IN_FLIGHT);
+    let (to_hasher, hasher_rx) = sync_channel::<(Vec<u8>, usize)>(CHUNKS_IN_FLIGHT);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
     for _ in 0..CHUNKS_IN_FLIGHT {
         let _ = empty_tx.send(vec![0u8; CHUNK]);
     }
     let hasher = std::thread::Builder::new()
         .name("sockit-hash".into())
-        .spawn(move || hash_chunks(prefix.unwrap_or_default(), full_rx, empty_tx))
+        .spawn(move || hash_chunks(prefix.unwrap_or_default(), hasher_rx, empty_tx))
         .map_err(|e| io_err("start the hashing thread", &e))?;
-    let received = receive(
-        conn,
-        &mut file,
-        size - have,
-        &full_tx,
-        &empty_rx,
-        bar.as_ref(),
-    );
-    drop(full_tx);
+    let writer = std::thread::Builder::new()
+        .name("sockit-write".into())
+        .spawn(move || write_chunks(file, have, writer_rx, to_hasher))
+        .map_err(|e| io_err("start the writing thread", &e))?;
+    let received = receive(conn, size - have, &to_writer, &empty_rx, bar.as_ref());
+    drop(to_writer);
+    let (file, written) = writer
+        .join()
+        .map_err(|_| TransferError::Protocol("the writing thread failed".into()))?;
     let hash = hasher
         .join()
         .map_err(|_| TransferError::Protocol("the hashing thread failed".into()))?;
@@ -481,6 +487,7 @@ fn attempt(
     }
     // Keep what arrived, even on failure: the next run resumes from it.
     let synced = file.sync_all();
+    written.map_err(|e| io_err(&format!("write {} (disk full?)", part.display()), &e))?;
     let received = received?;
     synced.map_err(|e| io_err(&format!("write {} (disk full?)", part.display()), &e))?;
     let want = match conn.response()? {
@@ -493,6 +500,54 @@ fn attempt(
         });
     }
     Ok((size, received))
+}
+
+/// Reserves the disk space for the rest of the file up front. Writes into
+/// allocated blocks are much faster, and a full disk fails here, with a
+/// clear message, before anything is transferred.
+fn reserve(file: &File, from: u64, len: u64, part: &Path) -> Result<(), TransferError> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    // KEEP_SIZE reserves the blocks but leaves the file's size alone, so the
+    // size of a .part is always exactly what arrived: resume depends on it.
+    // SAFETY: fallocate on a descriptor we own.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            from as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EFBIG) => Err(TransferError::Io {
+            what: format!("make room for {} in {}", human(len), part.display()),
+            reason: "not enough disk space".into(),
+        }),
+        // File systems without fallocate: just write.
+        _ => Ok(()),
+    }
+}
+
+/// Starts writing back what has been received so far, so the final fsync
+/// has little left to do. Asynchronous: it does not wait for the disk.
+fn start_writeback(file: &File, from: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a hint on a descriptor we own.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            from as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 /// Hashes chunks as they come, handing each buffer back for reuse.
@@ -508,12 +563,39 @@ fn hash_chunks(
     h
 }
 
-/// Receives exactly `len` bytes into `file`, feeding the hasher.
+/// Writes chunks to the `.part` as they come, starting disk writeback as
+/// it goes, and passes each chunk on to the hasher. A failed write stops the
+/// writing; the chunks still go on so nothing upstream blocks.
+fn write_chunks(
+    mut file: File,
+    base: u64,
+    chunks: Receiver<(Vec<u8>, usize)>,
+    hasher: SyncSender<(Vec<u8>, usize)>,
+) -> (File, io::Result<()>) {
+    let mut result = Ok(());
+    let mut written = 0u64;
+    let mut flushed = 0u64;
+    while let Ok((buf, n)) = chunks.recv() {
+        if result.is_ok() {
+            result = file.write_all(&buf[..n]);
+            written += n as u64;
+            if written - flushed >= WRITEBACK_EVERY {
+                start_writeback(&file, base + flushed, written - flushed);
+                flushed = written;
+            }
+        }
+        if hasher.send((buf, n)).is_err() {
+            break;
+        }
+    }
+    (file, result)
+}
+
+/// Receives exactly `len` bytes, handing each chunk to the writer.
 fn receive(
     conn: &mut Conn,
-    file: &mut File,
     len: u64,
-    full: &SyncSender<(Vec<u8>, usize)>,
+    writer: &SyncSender<(Vec<u8>, usize)>,
     empty: &Receiver<Vec<u8>>,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<u64, TransferError> {
@@ -547,14 +629,12 @@ fn receive(
                 reason: format!("the server sent {got} of {len} bytes and closed"),
             });
         }
-        file.write_all(&buf[..n])
-            .map_err(|e| io_err("write the partial file (disk full?)", &e))?;
         got += n as u64;
         if let Some(b) = bar {
             b.inc(n as u64);
         }
-        if full.send((buf, n)).is_err() {
-            return Err(TransferError::Protocol("the hashing thread stopped".into()));
+        if writer.send((buf, n)).is_err() {
+            return Err(TransferError::Protocol("the writing thread stopped".into()));
         }
     }
     Ok(got)
