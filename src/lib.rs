@@ -13,6 +13,8 @@
 //! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (many peers: hub, echo, upper, chat), [`tcp::wire`] (lines or frames) |
 //! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
 //! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
+//! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |
+//! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |
 //! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
 //!
 //! The binary (`src/main.rs`) only parses arguments, calls into this
@@ -23,7 +25,9 @@
 
 pub mod console;
 pub mod demo;
+pub mod diag;
 pub mod frame;
+pub mod lookup;
 pub mod net;
 pub mod tcp;
 pub mod text;

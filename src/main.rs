@@ -43,6 +43,13 @@ enum Cmd {
     Get(GetCli),
     /// List the files a `sockit serve` offers.
     Ls(LsCli),
+    /// Look up names, addresses and services, like getent (or ask a DNS server directly).
+    #[command(subcommand)]
+    Lookup(LookupCmd),
+    /// Measure TCP handshake latency to HOST PORT, like tcping.
+    Ping(PingCli),
+    /// Find which TCP ports are open on HOST (connect scan).
+    Scan(ScanCli),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -136,6 +143,122 @@ struct UdpListenCli {
     /// Interface for --join: an IPv4 address, or an IPv6 interface name or index.
     #[arg(long, value_name = "ADDR", requires = "join")]
     iface: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum LookupCmd {
+    /// This machine's host name.
+    Hostname {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every address of NAME (system resolver, or --dns SERVER).
+    Host(LookupHostCli),
+    /// The name of an IP address (reverse lookup).
+    Addr {
+        /// An IPv4 or IPv6 address.
+        ip: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The port of a service name (https -> 443).
+    Service {
+        /// A service name from the services database.
+        name: String,
+        /// tcp or udp.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The service name of a port (3389/tcp -> ms-wbt-server).
+    Port {
+        /// A port number, 0 to 65535 (or N/tcp, N/udp).
+        port: String,
+        /// tcp or udp.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct LookupHostCli {
+    /// A host name or IP address.
+    name: String,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Ask this DNS server directly over UDP (TCP if truncated), as dig does.
+    #[arg(long, value_name = "SERVER[:PORT]")]
+    dns: Option<String>,
+    /// Record type for --dns: A, AAAA, MX, TXT, PTR, CNAME, NS or ANY.
+    #[arg(long = "type", value_name = "TYPE")]
+    rtype: Option<String>,
+    /// Show the system resolver's answer and the DNS server's side by side.
+    #[arg(long, requires = "dns")]
+    compare: bool,
+    /// Seconds to wait for the DNS server, across all tries.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_secs)]
+    timeout: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PingCli {
+    /// Host name or IP address.
+    host: String,
+    /// Port, 1 to 65535.
+    #[arg(value_parser = parse_port)]
+    port: u16,
+    /// Number of attempts.
+    #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    count: u32,
+    /// Seconds between attempts.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs_or_zero)]
+    interval: Duration,
+    /// Seconds to wait for each handshake.
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_secs)]
+    timeout: Duration,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+}
+
+#[derive(Args)]
+struct ScanCli {
+    /// Host name or IP address.
+    host: String,
+    /// Ports: 22, 1-1024, 80,443,8000-8100, or service names.
+    ports: String,
+    /// Connects in flight at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=20000))]
+    concurrency: u32,
+    /// Seconds to wait for each connect.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    timeout: Duration,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "v6")]
+    v4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    v6: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -405,7 +528,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sockit: {e}");
-            ExitCode::from(1)
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -684,6 +811,77 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Lookup(l) => run_lookup(l),
+        Cmd::Ping(p) => {
+            let opts = sockit::diag::PingOptions {
+                count: p.count,
+                interval: p.interval,
+                timeout: p.timeout,
+                family: Family::from_flags(p.v4, p.v6),
+            };
+            let mut out = std::io::stdout().lock();
+            let summary = sockit::diag::ping(&p.host, p.port, &opts, &mut out)?;
+            let _ = writeln!(out, "--- {}", summary.line());
+            Ok(if summary.times().is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Scan(c) => {
+            let ports = sockit::diag::parse_ports(&c.ports).map_err(Usage)?;
+            let ip = sockit::net::resolve(&c.host, 0, Family::from_flags(c.v4, c.v6))?[0].ip();
+            sockit::net::raise_nofile_limit();
+            let started = std::time::Instant::now();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let open = rt.block_on(sockit::diag::scan(
+                ip,
+                &ports,
+                c.concurrency as usize,
+                c.timeout,
+            ));
+            let secs = started.elapsed().as_secs_f64();
+            let mut out = std::io::stdout().lock();
+            if c.json {
+                let items: Vec<String> = open
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{{\"port\":{},\"service\":{}}}",
+                            o.port,
+                            o.service
+                                .as_deref()
+                                .map(json_str)
+                                .unwrap_or_else(|| "null".into())
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{{\"host\":{},\"scanned\":{},\"secs\":{secs:.3},\"open\":[{}]}}",
+                    json_str(&ip.to_string()),
+                    ports.len(),
+                    items.join(",")
+                );
+            } else {
+                for o in &open {
+                    let _ = writeln!(
+                        out,
+                        "{}/tcp open {}",
+                        o.port,
+                        o.service.as_deref().unwrap_or("-")
+                    );
+                }
+                tracing::warn!(
+                    "{} open of {} scanned on {ip} in {secs:.2} s",
+                    open.len(),
+                    ports.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Demo => {
             let ok = sockit::demo::run()?;
             Ok(if ok {
@@ -694,6 +892,177 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// Runs one `lookup` subcommand.
+fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
+    use sockit::lookup;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        LookupCmd::Hostname { json } => {
+            let h = lookup::hostname()?;
+            if json {
+                writeln!(out, "{{\"hostname\":{}}}", json_str(&h))?;
+            } else {
+                writeln!(out, "{h}")?;
+            }
+        }
+        LookupCmd::Host(h) => {
+            let family = Family::from_flags(h.v4, h.v6);
+            let system = || -> anyhow::Result<Vec<String>> {
+                Ok(lookup::host(&h.name, family)?
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect())
+            };
+            let Some(server) = &h.dns else {
+                let addrs = system()?;
+                if h.json {
+                    let items: Vec<String> = addrs.iter().map(|a| json_str(a)).collect();
+                    writeln!(
+                        out,
+                        "{{\"name\":{},\"source\":\"system\",\"addresses\":[{}]}}",
+                        json_str(&h.name),
+                        items.join(",")
+                    )?;
+                } else {
+                    for a in addrs {
+                        writeln!(out, "{a}")?;
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
+            let (dh, dp) = match host_port(server) {
+                Ok((host, 8080)) if !server.ends_with(":8080") => (host, 53),
+                Ok(x) => x,
+                Err(e) => anyhow::bail!(e),
+            };
+            let server = sockit::net::resolve(&dh, dp, Family::Any)?[0];
+            let rtype = match &h.rtype {
+                Some(t) => lookup::record_type(t)?,
+                None if h.v6 => hickory_proto::rr::RecordType::AAAA,
+                None => hickory_proto::rr::RecordType::A,
+            };
+            let result = lookup::dns(server, &h.name, rtype, h.timeout, 3);
+            if h.compare {
+                // Both sides, even when one of them fails: the difference is the point.
+                let sys = system()
+                    .map(|v| v.join(" "))
+                    .unwrap_or_else(|e| format!("({e})"));
+                let dns = match &result {
+                    Ok(a) if a.is_empty() => "(no answer)".to_string(),
+                    Ok(a) => a
+                        .iter()
+                        .map(|a| a.data.clone())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    Err(e) => format!("({e})"),
+                };
+                writeln!(out, "system resolver: {sys}")?;
+                writeln!(out, "{server}: {dns}")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let answers = result?;
+            if h.json {
+                let items: Vec<String> = answers
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{{\"type\":{},\"ttl\":{},\"data\":{}}}",
+                            json_str(&a.rtype),
+                            a.ttl,
+                            json_str(&a.data)
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{{\"name\":{},\"server\":{},\"answers\":[{}]}}",
+                    json_str(&h.name),
+                    json_str(&server.to_string()),
+                    items.join(",")
+                )?;
+            } else {
+                for a in &answers {
+                    writeln!(out, "{}\t{}\t{}", a.rtype, a.ttl, a.data)?;
+                }
+            }
+            if answers.is_empty() {
+                anyhow::bail!("{server} has no {rtype} record for {}", h.name);
+            }
+        }
+        LookupCmd::Addr { ip, json } => {
+            let parsed: std::net::IpAddr = ip
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse()
+                .map_err(|_| Usage(format!("{ip:?} is not an IPv4 or IPv6 address")))?;
+            let name = lookup::addr(parsed)?;
+            if json {
+                writeln!(
+                    out,
+                    "{{\"address\":{},\"name\":{}}}",
+                    json_str(&parsed.to_string()),
+                    json_str(&name)
+                )?;
+            } else {
+                writeln!(out, "{name}")?;
+            }
+        }
+        LookupCmd::Service { name, proto, json } => {
+            let (name, proto) = match name.split_once('/') {
+                Some((n, p)) => (n.to_string(), p.to_string()),
+                None => (name, proto),
+            };
+            if proto != "tcp" && proto != "udp" {
+                return Err(Usage(format!("unknown protocol {proto:?}; use tcp or udp")).into());
+            }
+            let port = lookup::service(&name, &proto)?;
+            if json {
+                writeln!(
+                    out,
+                    "{{\"service\":{},\"proto\":{},\"port\":{port}}}",
+                    json_str(&name),
+                    json_str(&proto)
+                )?;
+            } else {
+                writeln!(out, "{port}")?;
+            }
+        }
+        LookupCmd::Port { port, proto, json } => {
+            let (num, proto) = match port.split_once('/') {
+                Some((n, p)) => (n.to_string(), p.to_string()),
+                None => (port, proto),
+            };
+            if proto != "tcp" && proto != "udp" {
+                return Err(Usage(format!("unknown protocol {proto:?}; use tcp or udp")).into());
+            }
+            let n = sockit::net::parse_port_or_zero(&num).map_err(Usage)?;
+            let name = lookup::port(n, &proto)?;
+            if json {
+                writeln!(
+                    out,
+                    "{{\"port\":{n},\"proto\":{},\"service\":{}}}",
+                    json_str(&proto),
+                    json_str(&name)
+                )?;
+            } else {
+                writeln!(out, "{name}")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A usage error found after parsing: exit code 2.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; run with --help for usage", self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// Every clean ending of a session is success.
 fn outcome_code(_outcome: Outcome) -> ExitCode {

@@ -1,0 +1,246 @@
+//! Diagnostics: `sockit ping` (TCP handshake latency, like tcping) and
+//! `sockit scan` (a TCP connect scan with bounded concurrency).
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::lookup;
+use crate::net::{self, show_addr, Family, NetError};
+
+/// `ping` options.
+#[derive(Debug, Clone)]
+pub struct PingOptions {
+    /// Attempts to make.
+    pub count: u32,
+    /// Pause between attempts.
+    pub interval: Duration,
+    /// Give up on one connect after this long.
+    pub timeout: Duration,
+    /// `-4` / `-6`.
+    pub family: Family,
+}
+
+/// One attempt's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Attempt {
+    /// Connected after this long.
+    Connected(Duration),
+    /// The port refused.
+    Refused,
+    /// No answer within the timeout.
+    Timeout,
+    /// Another error.
+    Failed,
+}
+
+/// What `ping` saw.
+#[derive(Debug, Clone, Default)]
+pub struct PingSummary {
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+impl PingSummary {
+    /// Handshake times of the attempts that connected, sorted.
+    pub fn times(&self) -> Vec<Duration> {
+        let mut t: Vec<Duration> = self
+            .attempts
+            .iter()
+            .filter_map(|a| match a {
+                Attempt::Connected(d) => Some(*d),
+                _ => None,
+            })
+            .collect();
+        t.sort();
+        t
+    }
+
+    /// The summary line: counts, loss, min/median/p99/max.
+    pub fn line(&self) -> String {
+        let t = self.times();
+        let n = self.attempts.len();
+        let loss = if n == 0 {
+            0.0
+        } else {
+            100.0 * (n - t.len()) as f64 / n as f64
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut s = format!("{n} attempts, {} connected, {loss:.0}% loss", t.len());
+        if let (Some(first), Some(last)) = (t.first(), t.last()) {
+            let med = t[t.len() / 2];
+            let p99 = t[((t.len() as f64 - 1.0) * 0.99).round() as usize];
+            s.push_str(&format!(
+                "; min/median/p99/max = {:.3}/{:.3}/{:.3}/{:.3} ms",
+                ms(*first),
+                ms(med),
+                ms(p99),
+                ms(*last)
+            ));
+        }
+        s
+    }
+}
+
+/// One timed connect.
+fn connect_once(addr: SocketAddr, timeout: Duration) -> Attempt {
+    let Ok(sock) = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) else {
+        return Attempt::Failed;
+    };
+    let t = Instant::now();
+    match sock.connect_timeout(&SockAddr::from(addr), timeout) {
+        Ok(()) => Attempt::Connected(t.elapsed()),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Attempt::Refused,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Attempt::Timeout
+        }
+        Err(_) => Attempt::Failed,
+    }
+}
+
+/// Measures TCP handshakes to `host:port`, printing one line per attempt.
+///
+/// # Errors
+/// Resolution errors.
+pub fn ping(
+    host: &str,
+    port: u16,
+    opts: &PingOptions,
+    out: &mut dyn Write,
+) -> Result<PingSummary, NetError> {
+    let addr = net::resolve(host, port, opts.family)?[0];
+    let shown = show_addr(addr);
+    let mut summary = PingSummary::default();
+    for i in 0..opts.count {
+        if i > 0 {
+            std::thread::sleep(opts.interval);
+        }
+        let a = connect_once(addr, opts.timeout);
+        let line = match a {
+            Attempt::Connected(d) => format!(
+                "connected to {shown}: seq={} time={:.3} ms",
+                i + 1,
+                d.as_secs_f64() * 1000.0
+            ),
+            Attempt::Refused => format!("{shown}: seq={} refused", i + 1),
+            Attempt::Timeout => format!(
+                "{shown}: seq={} timeout ({:.1} s)",
+                i + 1,
+                opts.timeout.as_secs_f64()
+            ),
+            Attempt::Failed => format!("{shown}: seq={} failed", i + 1),
+        };
+        summary.attempts.push(a);
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+/// Parses a port list: `22`, `1-1024`, `80,443,8000-8100`, service names.
+///
+/// # Errors
+/// A message naming the bad part.
+pub fn parse_ports(spec: &str) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!("empty entry in port list {spec:?}"));
+        }
+        if let Some((a, b)) = part.split_once('-') {
+            let a = net::parse_port(a.trim())?;
+            let b = net::parse_port(b.trim())?;
+            if a > b {
+                return Err(format!("range {part:?} runs backwards"));
+            }
+            ports.extend(a..=b);
+        } else if part.bytes().all(|c| c.is_ascii_digit()) {
+            ports.push(net::parse_port(part)?);
+        } else {
+            ports.push(lookup::service(part, "tcp").map_err(|e| e.to_string())?);
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
+}
+
+/// An open port and its service name, if the services database has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPort {
+    /// The port.
+    pub port: u16,
+    /// Its service name.
+    pub service: Option<String>,
+}
+
+/// Connect-scans `ports` on `ip`, at most `concurrency` at once.
+pub async fn scan(
+    ip: IpAddr,
+    ports: &[u16],
+    concurrency: usize,
+    timeout: Duration,
+) -> Vec<OpenPort> {
+    let mut open: Vec<u16> = futures_util::stream::iter(ports.iter().copied())
+        .map(|p| async move {
+            let addr = SocketAddr::new(ip, p);
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => Some(p),
+                _ => None,
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    open.sort_unstable();
+    open.into_iter()
+        .map(|port| OpenPort {
+            port,
+            service: lookup::port(port, "tcp").ok(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        assert_eq!(parse_ports("22").unwrap(), vec![22]);
+        assert_eq!(
+            parse_ports("80,443,8000-8002").unwrap(),
+            vec![80, 443, 8000, 8001, 8002]
+        );
+        assert_eq!(parse_ports("1-65535").unwrap().len(), 65535);
+        assert_eq!(parse_ports("5,5,4-5").unwrap(), vec![4, 5]);
+        for bad in ["", "0", "70000", "10-5", "1,,2", "-3"] {
+            assert!(parse_ports(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn summary_line() {
+        let s = PingSummary {
+            attempts: vec![
+                Attempt::Connected(Duration::from_micros(100)),
+                Attempt::Refused,
+                Attempt::Connected(Duration::from_micros(300)),
+                Attempt::Timeout,
+            ],
+        };
+        let l = s.line();
+        assert!(l.starts_with("4 attempts, 2 connected, 50% loss"), "{l}");
+        assert!(l.contains("0.100/0.300/0.300/0.300 ms"), "{l}");
+    }
+}
