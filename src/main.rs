@@ -50,6 +50,9 @@ enum Cmd {
     Ping(PingCli),
     /// Find which TCP ports are open on HOST (connect scan).
     Scan(ScanCli),
+    /// Measure throughput, loss, latency and connection rates (server and client).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -259,6 +262,90 @@ struct ScanCli {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Serve bench clients: many clients and tests at once.
+    Server {
+        /// Where to listen: PORT or ADDR:PORT.
+        #[arg(long, short = 'l', value_name = "[ADDR:]PORT", default_value = "5301")]
+        listen: BindAddr,
+    },
+    /// Run one test against a bench server.
+    Client(BenchClientCli),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchMode {
+    /// TCP throughput.
+    Tcp,
+    /// UDP at a rate: loss, reordering, jitter.
+    Udp,
+    /// TCP request/response round trips and latency.
+    Rr,
+    /// UDP request/response round trips and latency.
+    UdpRr,
+    /// Connection setup rate and most connections held.
+    Conns,
+}
+
+#[derive(Args)]
+struct BenchClientCli {
+    /// HOST or HOST:PORT; the port defaults to 5301.
+    server: String,
+    /// The test.
+    #[arg(value_enum)]
+    mode: BenchMode,
+    /// Parallel streams (tcp).
+    #[arg(short = 'P', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=128))]
+    parallel: u32,
+    /// The server sends (tcp).
+    #[arg(short = 'R', long)]
+    reverse: bool,
+    /// Both directions at once (tcp).
+    #[arg(long, conflicts_with = "reverse")]
+    bidir: bool,
+    /// Test length in seconds (at most 120).
+    #[arg(short = 't', long = "time", value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    time: Duration,
+    /// Stop each tcp stream after BYTES (K, M, G suffixes).
+    #[arg(short = 'n', long, value_name = "BYTES", value_parser = parse_size)]
+    bytes: Option<u64>,
+    /// Bytes per write (tcp, default 128K), message (rr, default 64) or datagram (udp, default 1400).
+    #[arg(short = 'l', long, value_name = "BYTES", value_parser = parse_size)]
+    len: Option<u64>,
+    /// UDP rate in bits per second, K/M/G suffixes; 0 = as fast as possible.
+    #[arg(short = 'b', long, value_name = "BITS", default_value = "0", value_parser = parse_rate)]
+    rate: u64,
+    /// conns: the most connections to hold at once.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_conns: u32,
+    /// Print a JSON document (iperf3 field names where the figure is the same).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses a rate in bits per second (K/M/G are powers of 1000); 0 allowed.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000u64),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1_000_000_000),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate like 100M or 0"))?;
+    if !(n.is_finite() && n >= 0.0) {
+        return Err(format!("{s:?} is not a rate like 100M or 0"));
+    }
+    let v = n * mult as f64;
+    if v > 1e15 {
+        return Err(format!("a rate of {s} is absurd"));
+    }
+    Ok(v as u64)
 }
 
 #[derive(Args)]
@@ -879,6 +966,78 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     open.len(),
                     ports.len()
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench(BenchCmd::Server { listen }) => {
+            sockit::net::raise_nofile_limit();
+            let l = sockit::net::bind_tcp(&listen, Family::Any)?;
+            sockit::net::announce_listening(l.local_addr()?);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                l.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(l)?;
+                let stop = tokio_util::sync::CancellationToken::new();
+                let s2 = stop.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        s2.cancel();
+                    }
+                });
+                sockit::bench::server::serve(l, stop).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench(BenchCmd::Client(c)) => {
+            use sockit::bench::proto::Mode as M;
+            let (host, port) = match host_port(&c.server) {
+                Ok((h, 8080)) if !c.server.ends_with(":8080") => (h, 5301),
+                Ok(x) => x,
+                Err(e) => anyhow::bail!(e),
+            };
+            let addr = sockit::net::resolve(&host, port, Family::Any)?[0];
+            let mode = match c.mode {
+                BenchMode::Tcp => M::Tcp,
+                BenchMode::Udp => M::Udp,
+                BenchMode::Rr => M::Rr,
+                BenchMode::UdpRr => M::UdpRr,
+                BenchMode::Conns => M::Conns,
+            };
+            let default_len = match mode {
+                M::Tcp => 128 * 1024,
+                M::Udp => 1400,
+                M::Rr => 64,
+                M::UdpRr => 64,
+                M::Conns => 1,
+            };
+            let opts = sockit::bench::client::ClientOptions {
+                mode,
+                parallel: c.parallel as usize,
+                reverse: c.reverse,
+                bidir: c.bidir,
+                secs: c.time.as_secs_f64(),
+                bytes: c.bytes.unwrap_or(0),
+                len: c.len.unwrap_or(default_len).min(u32::MAX as u64) as usize,
+                rate: c.rate,
+                max_conns: c.max_conns as usize,
+                progress: !c.json,
+            };
+            let report = sockit::bench::client::run(addr, &opts)?;
+            let mut out = std::io::stdout().lock();
+            if c.json {
+                writeln!(out, "{}", report.json)?;
+            } else {
+                writeln!(
+                    out,
+                    "sockit bench {} against {}",
+                    mode.name(),
+                    sockit::net::show_addr(addr)
+                )?;
+                for (k, v) in &report.rows {
+                    writeln!(out, "  {k:<28} {v}")?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -181,7 +181,7 @@ fn dnsmasq() -> Option<Dnsmasq> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|_| "root".into());
     let proc = util::spawn(
-        Command::new("dnsmasq").args([
+        Command::new(tool_path("dnsmasq").unwrap()).args([
             "-k",
             &format!("--port={port}"),
             "--listen-address=127.0.0.1",

@@ -286,18 +286,22 @@ pub fn run(args: &[&str], input: &[u8]) -> Finished {
     p.finish()
 }
 
+/// Where a peer tool is: on PATH, or in the sbin directories that a
+/// non-root PATH may leave out (dnsmasq lives in /usr/sbin).
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .map(PathBuf::from)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Whether a peer tool is installed. When it is missing the test is
 /// skipped with a printed reason, unless `SOCKIT_REQUIRE_PEERS=1` (as CI
 /// sets), in which case the test fails.
 pub fn have_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let found = tool_path(name).is_some();
     if !found {
         if std::env::var("SOCKIT_REQUIRE_PEERS").as_deref() == Ok("1") {
             panic!("{name} is required (SOCKIT_REQUIRE_PEERS=1) but not installed");

@@ -1,0 +1,263 @@
+//! `sockit bench server`: serves any number of clients and tests at once
+//! (iperf3 serves one), and enforces its own bounds on every test.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::proto::{Hello, Mode};
+use crate::frame::FrameCodec;
+use crate::net::{describe, show_addr};
+use crate::udp::batch::{RecvBatch, SendBatch};
+
+/// Largest control frame.
+const MAX_CONTROL: usize = 4096;
+/// How long a client may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra time the server allows past a test's length before it cuts it.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves bench clients until `stop` is cancelled.
+///
+/// # Errors
+/// None today; accept errors are logged and retried.
+pub async fn serve(listener: TcpListener, stop: CancellationToken) -> std::io::Result<()> {
+    loop {
+        let (s, peer) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed ({}); retrying", describe(&e));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = s.set_nodelay(true);
+        tokio::spawn(async move {
+            let who = show_addr(peer);
+            match client(s).await {
+                Ok(Some(line)) => tracing::warn!("{who}: {line}"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("{who}: {e}"),
+            }
+        });
+    }
+}
+
+/// A control-channel error, as a sentence.
+type Res<T> = Result<T, String>;
+
+fn io(e: std::io::Error) -> String {
+    describe(&e)
+}
+
+/// Sends one text frame.
+async fn say(
+    w: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+    text: &str,
+) -> Res<()> {
+    w.send(text.as_bytes()).await.map_err(|e| e.to_string())
+}
+
+/// Serves one connection; returns the log line.
+async fn client(s: TcpStream) -> Res<Option<String>> {
+    let local = s.local_addr().map_err(io)?;
+    let (r, w) = s.into_split();
+    let mut rd = FramedRead::new(r, FrameCodec::new(MAX_CONTROL));
+    let mut wr = FramedWrite::new(w, FrameCodec::new(MAX_CONTROL));
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, rd.next()).await {
+        Ok(Some(Ok(f))) => f,
+        Ok(None) => return Ok(None),
+        Ok(Some(Err(e))) => return Err(format!("bad hello ({e})")),
+        Err(_) => return Err("said nothing; closed".into()),
+    };
+    let hello = match Hello::decode(&String::from_utf8_lossy(&first)) {
+        Ok(h) => h,
+        Err(why) => {
+            let _ = say(&mut wr, &format!("ERR {why}")).await;
+            return Err(format!("refused: {why}"));
+        }
+    };
+    let deadline = Duration::from_secs_f64(hello.secs) + GRACE;
+    match hello.mode {
+        Mode::Tcp if !hello.down => {
+            say(&mut wr, "OK").await?;
+            let started = Instant::now();
+            let mut total = rd.read_buffer().len() as u64;
+            let mut r = rd.into_inner();
+            let mut buf = vec![0u8; 256 * 1024];
+            let limit = Instant::now() + deadline;
+            loop {
+                let n = match tokio::time::timeout_at(limit.into(), r.read(&mut buf)).await {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err(io(e)),
+                    Err(_) => break,
+                };
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            say(&mut wr, &format!("RESULT bytes={total} secs={secs:.6}")).await?;
+            Ok(Some(format!("tcp upload {total} bytes in {secs:.2} s")))
+        }
+        Mode::Tcp => {
+            say(&mut wr, "OK").await?;
+            let mut w = wr.into_inner();
+            let buf = vec![0x5au8; hello.len];
+            let started = Instant::now();
+            let until = Duration::from_secs_f64(hello.secs);
+            let mut sent = 0u64;
+            while started.elapsed() < until && (hello.bytes == 0 || sent < hello.bytes) {
+                let n = if hello.bytes == 0 {
+                    buf.len()
+                } else {
+                    buf.len().min((hello.bytes - sent) as usize)
+                };
+                if w.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                sent += n as u64;
+            }
+            let _ = w.shutdown().await;
+            Ok(Some(format!("tcp download {sent} bytes")))
+        }
+        Mode::Rr => {
+            say(&mut wr, "OK").await?;
+            let pending = rd.read_buffer().to_vec();
+            let mut r = rd.into_inner();
+            let mut w = wr.into_inner();
+            let mut msg = vec![0u8; hello.len];
+            let mut have = pending.len().min(hello.len);
+            msg[..have].copy_from_slice(&pending[..have]);
+            let limit = Instant::now() + deadline;
+            let mut trips = 0u64;
+            loop {
+                while have < hello.len {
+                    match tokio::time::timeout_at(limit.into(), r.read(&mut msg[have..])).await {
+                        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+                            return Ok(Some(format!("rr {trips} round trips")))
+                        }
+                        Ok(Ok(n)) => have += n,
+                    }
+                }
+                if w.write_all(&msg).await.is_err() {
+                    return Ok(Some(format!("rr {trips} round trips")));
+                }
+                trips += 1;
+                have = 0;
+            }
+        }
+        Mode::Udp | Mode::UdpRr => {
+            let udp = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).map_err(io)?;
+            let port = udp.local_addr().map_err(io)?.port();
+            let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(4 << 20);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let echo = hello.mode == Mode::UdpRr;
+            let worker = tokio::task::spawn_blocking(move || udp_worker(&udp, echo, &stop2));
+            say(&mut wr, &format!("OK port={port}")).await?;
+            // Wait for DONE (or the client leaving, or the deadline).
+            let sent = match tokio::time::timeout(deadline, rd.next()).await {
+                Ok(Some(Ok(f))) => String::from_utf8_lossy(&f)
+                    .strip_prefix("DONE sent=")
+                    .and_then(|n| n.trim().parse::<u64>().ok()),
+                _ => None,
+            };
+            // Stragglers still in flight get a moment to land.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stop.store(true, Ordering::SeqCst);
+            let st = worker.await.map_err(|e| e.to_string())?;
+            let sent = sent.unwrap_or(st.max_seq.map_or(0, |m| m + 1));
+            let lost = sent.saturating_sub(st.received);
+            say(
+                &mut wr,
+                &format!(
+                    "RESULT received={} lost={lost} ooo={} jitter_ms={:.4} bytes={}",
+                    st.received,
+                    st.out_of_order,
+                    st.jitter_ns / 1e6,
+                    st.bytes
+                ),
+            )
+            .await?;
+            Ok(Some(format!(
+                "{} {} datagrams received, {lost} lost",
+                hello.mode.name(),
+                st.received
+            )))
+        }
+        Mode::Conns => {
+            say(&mut wr, "OK").await?;
+            // Hold the connection until the client closes it (bounded).
+            let _ = tokio::time::timeout(deadline, rd.next()).await;
+            Ok(None)
+        }
+    }
+}
+
+/// What the UDP side of a test saw.
+#[derive(Debug, Default)]
+struct UdpStats {
+    received: u64,
+    bytes: u64,
+    out_of_order: u64,
+    max_seq: Option<u64>,
+    /// RFC 3550 interarrival jitter, nanoseconds.
+    jitter_ns: f64,
+}
+
+/// Receives (and for udp-rr echoes) datagrams until `stop`.
+fn udp_worker(sock: &UdpSocket, echo: bool, stop: &AtomicBool) -> UdpStats {
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut rx = RecvBatch::new(64, 2048.max(super::proto::MAX_UDP_LEN));
+    let mut tx = SendBatch::new(64);
+    let mut st = UdpStats::default();
+    let mut last_transit: Option<f64> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let n = match rx.recv(sock) {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as f64)
+            .unwrap_or(0.0);
+        let mut replies = Vec::new();
+        for i in 0..n {
+            let d = rx.get(i);
+            st.received += 1;
+            st.bytes += d.len as u64;
+            if d.data.len() >= 16 {
+                let seq = u64::from_be_bytes(d.data[..8].try_into().unwrap_or([0; 8]));
+                let sent_ns = u64::from_be_bytes(d.data[8..16].try_into().unwrap_or([0; 8])) as f64;
+                match st.max_seq {
+                    Some(m) if seq < m => st.out_of_order += 1,
+                    _ => st.max_seq = Some(seq),
+                }
+                let transit = now - sent_ns;
+                if let Some(prev) = last_transit {
+                    st.jitter_ns += ((transit - prev).abs() - st.jitter_ns) / 16.0;
+                }
+                last_transit = Some(transit);
+            }
+            if echo {
+                replies.push((d.data, d.from));
+            }
+        }
+        if echo && !replies.is_empty() {
+            let _ = tx.send_to_all(sock, &replies);
+        }
+    }
+    st
+}

@@ -1,0 +1,148 @@
+//! End-to-end tests of `sockit bench server` / `bench client` on loopback.
+
+mod util;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+fn json_num(doc: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let at = doc
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {doc}"))
+        + pat.len();
+    doc[at..]
+        .split(|c: char| c == ',' || c == '}')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_mode_runs_against_one_server_at_once() {
+    let server = sockit_noinput(&["bench", "server", "--listen", "127.0.0.1:0"]);
+    let addr = server.listening().to_string();
+    // All five tests at the same time: one server serves them all.
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["tcp", "-t", "0.5", "-P", "2"],
+        vec!["tcp", "-t", "0.5", "--reverse"],
+        vec!["tcp", "-t", "0.5", "--bidir"],
+        vec!["udp", "-t", "0.5", "-b", "50M", "-l", "1000"],
+        vec!["rr", "-t", "0.5"],
+        vec!["udp-rr", "-t", "0.5"],
+        vec!["conns", "-t", "0.5", "--max-conns", "300"],
+    ];
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|extra| {
+            let addr = addr.clone();
+            let extra: Vec<String> = extra.into_iter().map(String::from).collect();
+            std::thread::spawn(move || {
+                let mut args = vec!["bench".to_string(), "client".into(), addr, "--json".into()];
+                args.extend(extra.clone());
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                (extra, run(&a, b""))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (extra, f) = h.join().unwrap();
+        assert_eq!(f.code(), 0, "{extra:?}: {}", f.stderr);
+        let doc = String::from_utf8_lossy(&f.stdout).to_string();
+        match extra[0].as_str() {
+            "tcp" if extra.contains(&"--bidir".to_string()) => {
+                assert!(json_num(&doc, "bits_per_second") > 0.0);
+                assert!(
+                    doc.contains("sum_sent") && doc.contains("sum_received"),
+                    "{doc}"
+                );
+            }
+            "tcp" => assert!(json_num(&doc, "bits_per_second") > 1e6, "{doc}"),
+            "udp" => {
+                assert!(json_num(&doc, "packets") > 100.0, "{doc}");
+                assert!(json_num(&doc, "lost_percent") < 50.0, "{doc}");
+                assert!(doc.contains("\"jitter_ms\":"), "{doc}");
+                // Paced at 50 Mbit/s: well under the link, near the asked rate.
+                let bps = json_num(&doc, "bits_per_second");
+                assert!(bps > 20e6 && bps < 80e6, "{doc}");
+            }
+            "rr" | "udp-rr" => {
+                assert!(json_num(&doc, "round_trips") > 100.0, "{doc}");
+                assert!(json_num(&doc, "p99_us") > 0.0, "{doc}");
+            }
+            "conns" => {
+                assert!(json_num(&doc, "connections") > 10.0, "{doc}");
+                assert_eq!(json_num(&doc, "max_concurrent"), 300.0, "{doc}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+    server.kill();
+}
+
+#[test]
+fn bad_clients_get_clear_errors_and_the_server_carries_on() {
+    let server = sockit_noinput(&["bench", "server", "--listen", "127.0.0.1:0"]);
+    let addr = server.listening();
+    let a = addr.to_string();
+    // Another protocol version.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let hello = b"SOCKIT-BENCH 2 mode=tcp dir=up len=100 secs=1";
+    s.write_all(&(hello.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(hello).unwrap();
+    let reply = read_to_end(&mut s);
+    assert!(String::from_utf8_lossy(&reply).contains("same sockit version"));
+    // Absurd sizes, rates and times, from the real client.
+    for args in [
+        &["udp", "-t", "0.2", "-l", "70000"][..],
+        &["tcp", "-t", "500"][..],
+        &["udp", "-t", "0.2", "-l", "4"][..],
+    ] {
+        let mut full = vec!["bench", "client", &a];
+        full.extend_from_slice(args);
+        let f = run(&full, b"");
+        assert_eq!(f.code(), 1, "{args:?}");
+        assert!(f.stderr.contains("refused"), "{args:?}: {}", f.stderr);
+        assert_eq!(f.stderr.trim().lines().count(), 1);
+    }
+    let f = run(
+        &["bench", "client", &a, "udp", "-b", "99999999999999999999"],
+        b"",
+    );
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+    // A client that connects and says nothing does not disturb others.
+    let _silent = TcpStream::connect(addr).unwrap();
+    let f = run(&["bench", "client", &a, "rr", "-t", "0.2"], b"");
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    server.kill();
+}
+
+#[test]
+fn a_server_that_disappears_mid_test_is_a_clear_error() {
+    let server = sockit_noinput(&["bench", "server", "--listen", "127.0.0.1:0"]);
+    let addr = server.listening().to_string();
+    let client = sockit(&["bench", "client", &addr, "rr", "-t", "20"]);
+    // Wait (bounded) until the client's connection is up, then kill the
+    // server: during the hello or mid-test, the client must say so plainly.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = std::process::Command::new("ss")
+            .args(["-tn", "state", "established"])
+            .output();
+        match out {
+            Ok(o) if String::from_utf8_lossy(&o.stdout).contains(&addr) => break,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => break,
+        }
+    }
+    server.kill();
+    let f = client.finish();
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("disappeared"), "{}", f.stderr);
+    assert_eq!(f.stderr.trim().lines().count(), 1, "{}", f.stderr);
+}
