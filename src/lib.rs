@@ -15,7 +15,7 @@
 //! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
 //! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |
 //! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |
-//! | [`bench`] | `bench server` / `bench client`: [`bench::proto`] (versioned hello, pure), tcp, udp, rr, udp-rr, conns |
+//! | [`bench`](mod@bench) | `bench server` / `bench client`: [`bench::proto`] (versioned hello, pure), tcp, udp, rr, udp-rr, conns |
 //! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
 //!
 //! The binary (`src/main.rs`) only parses arguments, calls into this

@@ -14,12 +14,7 @@ fn json_num(doc: &str, key: &str) -> f64 {
         .find(&pat)
         .unwrap_or_else(|| panic!("{key} missing in {doc}"))
         + pat.len();
-    doc[at..]
-        .split(|c: char| c == ',' || c == '}')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    doc[at..].split([',', '}']).next().unwrap().parse().unwrap()
 }
 
 #[test]
