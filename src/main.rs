@@ -1167,13 +1167,7 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
             }
         }
         LookupCmd::Service { name, proto, json } => {
-            let (name, proto) = match name.split_once('/') {
-                Some((n, p)) => (n.to_string(), p.to_string()),
-                None => (name, proto),
-            };
-            if proto != "tcp" && proto != "udp" {
-                return Err(Usage(format!("unknown protocol {proto:?}; use tcp or udp")).into());
-            }
+            let (name, proto) = split_proto(&name, &proto)?;
             let port = lookup::service(&name, &proto)?;
             if json {
                 writeln!(
@@ -1187,13 +1181,7 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
             }
         }
         LookupCmd::Port { port, proto, json } => {
-            let (num, proto) = match port.split_once('/') {
-                Some((n, p)) => (n.to_string(), p.to_string()),
-                None => (port, proto),
-            };
-            if proto != "tcp" && proto != "udp" {
-                return Err(Usage(format!("unknown protocol {proto:?}; use tcp or udp")).into());
-            }
+            let (num, proto) = split_proto(&port, &proto)?;
             let n = sockit::net::parse_port_or_zero(&num).map_err(Usage)?;
             let name = lookup::port(n, &proto)?;
             if json {
@@ -1209,6 +1197,15 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Splits `NAME/PROTO` (or takes `--proto`), checking the protocol.
+fn split_proto(arg: &str, proto: &str) -> Result<(String, String), Usage> {
+    let (name, proto) = arg.split_once('/').unwrap_or((arg, proto));
+    if proto != "tcp" && proto != "udp" {
+        return Err(Usage(format!("unknown protocol {proto:?}; use tcp or udp")));
+    }
+    Ok((name.to_string(), proto.to_string()))
 }
 
 /// A usage error found after parsing: exit code 2.

@@ -297,10 +297,10 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// UDP at a rate; the server counts loss, reordering and jitter.
-fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
-    let h = hello(o, false);
-    let (mut control, reply) = open(addr, &h)?;
+/// Opens the control connection of a UDP test and a UDP socket connected
+/// to the port the server opened for it.
+fn udp_session(addr: SocketAddr, o: &ClientOptions) -> Result<(TcpStream, UdpSocket), BenchError> {
+    let (control, reply) = open(addr, &hello(o, false))?;
     let port =
         field(&reply, "port").ok_or_else(|| BenchError::Lost("sent no UDP port".into()))? as u16;
     let bind = if addr.is_ipv4() {
@@ -311,6 +311,12 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let sock = UdpSocket::bind(bind).map_err(|e| lost("the UDP setup", &e))?;
     sock.connect(SocketAddr::new(addr.ip(), port))
         .map_err(|e| lost("the UDP setup", &e))?;
+    Ok((control, sock))
+}
+
+/// UDP at a rate; the server counts loss, reordering and jitter.
+fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
+    let (mut control, sock) = udp_session(addr, o)?;
     let _ = socket2::SockRef::from(&sock).set_send_buffer_size(4 << 20);
     let mut tx = SendBatch::new(32);
     let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| vec![0u8; o.len]).collect();
@@ -425,17 +431,7 @@ fn rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
 
 /// UDP request/response.
 fn udp_rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
-    let (mut control, reply) = open(addr, &hello(o, false))?;
-    let port =
-        field(&reply, "port").ok_or_else(|| BenchError::Lost("sent no UDP port".into()))? as u16;
-    let bind = if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let sock = UdpSocket::bind(bind).map_err(|e| lost("the UDP setup", &e))?;
-    sock.connect(SocketAddr::new(addr.ip(), port))
-        .map_err(|e| lost("the UDP setup", &e))?;
+    let (mut control, sock) = udp_session(addr, o)?;
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
     let mut msg = vec![0u8; o.len];
     let mut back = vec![0u8; o.len + 1];
