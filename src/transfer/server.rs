@@ -173,36 +173,28 @@ fn client(shared: &Shared, mut s: TcpStream, peer: SocketAddr) {
                 Ok(_) => continue,
                 Err(e) => return log_idle_or_error(&who, &e),
             },
-            Err(e) => {
-                tracing::warn!("{who}: bad request ({e}); closing");
-                let _ = send(
-                    &mut s,
-                    &Response::Error {
-                        code: ErrorCode::BadRequest,
-                        message: e.to_string(),
-                    },
-                );
-                return;
-            }
+            Err(e) => return bad_request(&mut s, &who, &e.to_string()),
         };
         let req = match Request::decode(&frame) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("{who}: bad request ({e}); closing");
-                let _ = send(
-                    &mut s,
-                    &Response::Error {
-                        code: ErrorCode::BadRequest,
-                        message: e.to_string(),
-                    },
-                );
-                return;
-            }
+            Err(e) => return bad_request(&mut s, &who, &e.to_string()),
         };
         if handle(shared, &mut s, &who, req).is_err() {
             return;
         }
     }
+}
+
+/// Logs a malformed request, tells the client why, and gives up on it.
+fn bad_request(s: &mut TcpStream, who: &str, why: &str) {
+    tracing::warn!("{who}: bad request ({why}); closing");
+    let _ = send(
+        s,
+        &Response::Error {
+            code: ErrorCode::BadRequest,
+            message: why.to_string(),
+        },
+    );
 }
 
 fn log_idle_or_error(who: &str, e: &io::Error) {
