@@ -64,6 +64,72 @@ pub struct Report {
     pub json: String,
 }
 
+/// What a progress line counts.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Bytes, shown as a bit rate.
+    Bits,
+    /// Events (datagrams, round trips, connections), shown per second.
+    Per(&'static str),
+}
+
+/// A once-a-second progress line on stderr, when it is a terminal.
+struct Progress {
+    /// What the test adds to as it goes.
+    counter: Arc<AtomicU64>,
+    /// Tells the reporter to stop.
+    done: Arc<AtomicBool>,
+    /// The reporter thread, if one runs.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(enabled: bool, unit: Unit) -> Progress {
+        let counter = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = (enabled && io::stderr().is_terminal()).then(|| {
+            let (c, d) = (counter.clone(), done.clone());
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut last = 0;
+                let mut tick = 1u64;
+                while !d.load(Ordering::SeqCst) {
+                    // Short naps, so stopping is quick; a line each second.
+                    std::thread::sleep(Duration::from_millis(50));
+                    if start.elapsed() < Duration::from_secs(tick) {
+                        continue;
+                    }
+                    tick += 1;
+                    let now = c.load(Ordering::Relaxed);
+                    let delta = now - last;
+                    last = now;
+                    let shown = match unit {
+                        Unit::Bits => rate(delta as f64 * 8.0),
+                        Unit::Per(what) => format!("{delta} {what}/s"),
+                    };
+                    eprintln!("[{:5.1} s] {shown}", start.elapsed().as_secs_f64());
+                }
+            })
+        });
+        Progress {
+            counter,
+            done,
+            thread,
+        }
+    }
+
+    fn add(&self, n: u64) {
+        self.counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn stop(self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Connects and sends the hello; returns the stream and the server's answer.
 fn open(addr: SocketAddr, hello: &Hello) -> Result<(TcpStream, String), BenchError> {
     let s = net::connect(
@@ -162,26 +228,8 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
             dirs.push(o.reverse);
         }
     }
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let progress = (o.progress && io::stderr().is_terminal()).then(|| {
-        let c = counter.clone();
-        let d = done.clone();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut last = 0;
-            while !d.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1000));
-                let now = c.load(Ordering::Relaxed);
-                eprintln!(
-                    "[{:5.1} s] {}",
-                    start.elapsed().as_secs_f64(),
-                    rate((now - last) as f64 * 8.0)
-                );
-                last = now;
-            }
-        })
-    });
+    let progress = Progress::start(o.progress, Unit::Bits);
+    let counter = progress.counter.clone();
     let started = Instant::now();
     let handles: Vec<_> = dirs
         .iter()
@@ -198,10 +246,7 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
                 .map_err(|_| BenchError::Lost("stream thread failed".into()))??,
         );
     }
-    done.store(true, Ordering::SeqCst);
-    if let Some(p) = progress {
-        let _ = p.join();
-    }
+    progress.stop();
     let wall = started.elapsed().as_secs_f64();
     let sum = |down: bool| -> (u64, f64) {
         let r: Vec<&(u64, f64)> = results
@@ -328,6 +373,7 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         o.rate as f64 / (o.len as f64 * 8.0)
     };
     let mut seq = 0u64;
+    let progress = Progress::start(o.progress, Unit::Per("datagrams"));
     while started.elapsed() < until {
         let due = (started.elapsed().as_secs_f64() * per_sec).min(u64::MAX as f64) as u64;
         let batch = if o.rate == 0 {
@@ -346,7 +392,10 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         }
         let refs: Vec<&[u8]> = bufs.iter().take(batch).map(|b| &b[..]).collect();
         match tx.send_all(&sock, None, &refs) {
-            Ok(()) => seq += batch as u64,
+            Ok(()) => {
+                seq += batch as u64;
+                progress.add(batch as u64);
+            }
             // A full send queue (ENOBUFS) or a bounced datagram: keep going.
             Err(e)
                 if matches!(
@@ -356,6 +405,7 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
             Err(e) => return Err(lost("the UDP test", &e)),
         }
     }
+    progress.stop();
     let secs = started.elapsed().as_secs_f64();
     write_frame(&mut control, format!("DONE sent={seq}").as_bytes())
         .map_err(|e| lost("the UDP test", &e))?;
@@ -419,13 +469,16 @@ fn rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let mut lat = Vec::with_capacity(100_000);
     let started = Instant::now();
     let until = Duration::from_secs_f64(o.secs);
+    let progress = Progress::start(o.progress, Unit::Per("round trips"));
     while started.elapsed() < until {
         let t = Instant::now();
         s.write_all(&msg).map_err(|e| lost("the round trips", &e))?;
         s.read_exact(&mut back)
             .map_err(|e| lost("the round trips", &e))?;
         lat.push(t.elapsed().as_nanos() as u64);
+        progress.add(1);
     }
+    progress.stop();
     Ok(latency("rr", &mut lat, started.elapsed().as_secs_f64(), 0))
 }
 
@@ -440,7 +493,9 @@ fn udp_rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let started = Instant::now();
     let until = Duration::from_secs_f64(o.secs);
     let mut seq = 0u64;
+    let progress = Progress::start(o.progress, Unit::Per("round trips"));
     while started.elapsed() < until {
+        progress.add(1);
         msg[..8].copy_from_slice(&seq.to_be_bytes());
         msg[8..16].copy_from_slice(&now_ns().to_be_bytes());
         let t = Instant::now();
@@ -466,6 +521,7 @@ fn udp_rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         }
         seq += 1;
     }
+    progress.stop();
     let secs = started.elapsed().as_secs_f64();
     let _ = write_frame(&mut control, format!("DONE sent={seq}").as_bytes());
     let _ = read_frame(&mut control);
@@ -479,11 +535,14 @@ fn conns(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let started = Instant::now();
     let half = Duration::from_secs_f64(o.secs / 2.0);
     let mut made = 0u64;
+    let progress = Progress::start(o.progress, Unit::Per("connections"));
     while started.elapsed() < half {
         let (s, _) = open(addr, &h)?;
         drop(s);
         made += 1;
+        progress.add(1);
     }
+    progress.stop();
     let setup_secs = started.elapsed().as_secs_f64();
     let mut held = Vec::with_capacity(o.max_conns);
     let hold_started = Instant::now();
