@@ -190,6 +190,8 @@ fn dnsmasq() -> Option<Dnsmasq> {
             "--no-hosts",
             &format!("--addn-hosts={}", hosts.display()),
             "--mx-host=example.test,mail.example.test,10",
+            // Three 200-byte strings: too big for a 512-byte UDP answer.
+            &format!("--txt-record=big.example.test,{0},{0},{0}", "a".repeat(200)),
             "--local=/test/",
             "--conf-file=/dev/null",
             "--pid-file=",
@@ -258,6 +260,21 @@ fn dns_queries_against_a_local_dnsmasq() {
     );
     assert_eq!(f.code(), 1);
     assert!(f.stderr.contains("Non-Existent Domain"), "{}", f.stderr);
+    // An answer too big for UDP comes back truncated; sockit asks again over TCP.
+    let f = run(
+        &[
+            "lookup",
+            "host",
+            "big.example.test",
+            "--dns",
+            &server,
+            "--type",
+            "TXT",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(out(&f).matches(&"a".repeat(200)).count(), 3, "{}", out(&f));
     // --compare shows both sides.
     let f = run(
         &["lookup", "host", "localhost", "--dns", &server, "--compare"],
