@@ -444,23 +444,33 @@ struct LsCli {
     v6: bool,
 }
 
-/// Splits `HOST[:PORT]` (or `[V6]:PORT`), with port 8080 by default.
-fn host_port(s: &str) -> Result<(String, u16), String> {
+/// Splits `HOST[:PORT]` (or `[V6]:PORT`), with `default` when no port is given.
+fn host_port(s: &str, default: u16) -> Result<(String, u16), String> {
     if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
         return Ok((sa.ip().to_string(), sa.port()));
     }
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return Ok((inner.to_string(), 8080));
+        return Ok((inner.to_string(), default));
     }
     if s.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Ok((s.to_string(), 8080));
+        return Ok((s.to_string(), default));
     }
     match s.rsplit_once(':') {
         Some((h, p)) => Ok((
             h.trim_matches(|c| c == '[' || c == ']').to_string(),
             parse_port(p)?,
         )),
-        None => Ok((s.to_string(), 8080)),
+        None => Ok((s.to_string(), default)),
+    }
+}
+
+/// How `get` and `ls` connect to a `sockit serve`.
+fn transfer_connect(v4: bool, v6: bool) -> ConnectOptions {
+    ConnectOptions {
+        family: Family::from_flags(v4, v6),
+        timeout: Some(Duration::from_secs(10)),
+        bind: None,
+        nodelay: true,
     }
 }
 
@@ -795,13 +805,8 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Get(c) => {
-            let (host, port) = host_port(&c.server).map_err(|e| anyhow::anyhow!(e))?;
-            let copts = ConnectOptions {
-                family: Family::from_flags(c.v4, c.v6),
-                timeout: Some(Duration::from_secs(10)),
-                bind: None,
-                nodelay: true,
-            };
+            let (host, port) = host_port(&c.server, 8080).map_err(|e| anyhow::anyhow!(e))?;
+            let copts = transfer_connect(c.v4, c.v6);
             let mut results = Vec::new();
             let json = c.json;
             if c.raw {
@@ -858,13 +863,8 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Ls(c) => {
-            let (host, port) = host_port(&c.server).map_err(|e| anyhow::anyhow!(e))?;
-            let copts = ConnectOptions {
-                family: Family::from_flags(c.v4, c.v6),
-                timeout: Some(Duration::from_secs(10)),
-                bind: None,
-                nodelay: true,
-            };
+            let (host, port) = host_port(&c.server, 8080).map_err(|e| anyhow::anyhow!(e))?;
+            let copts = transfer_connect(c.v4, c.v6);
             let entries = sockit::transfer::client::ls(&host, port, &c.path, &copts)?;
             let mut out = std::io::stdout().lock();
             if c.json {
@@ -992,11 +992,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         }
         Cmd::Bench(BenchCmd::Client(c)) => {
             use sockit::bench::proto::Mode as M;
-            let (host, port) = match host_port(&c.server) {
-                Ok((h, 8080)) if !c.server.ends_with(":8080") => (h, 5301),
-                Ok(x) => x,
-                Err(e) => anyhow::bail!(e),
-            };
+            let (host, port) = host_port(&c.server, 5301).map_err(|e| anyhow::anyhow!(e))?;
             let addr = sockit::net::resolve(&host, port, Family::Any)?[0];
             let mode = match c.mode {
                 BenchMode::Tcp => M::Tcp,
@@ -1090,11 +1086,7 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             };
-            let (dh, dp) = match host_port(server) {
-                Ok((host, 8080)) if !server.ends_with(":8080") => (host, 53),
-                Ok(x) => x,
-                Err(e) => anyhow::bail!(e),
-            };
+            let (dh, dp) = host_port(server, 53).map_err(|e| anyhow::anyhow!(e))?;
             let server = sockit::net::resolve(&dh, dp, Family::Any)?[0];
             let rtype = match &h.rtype {
                 Some(t) => lookup::record_type(t)?,

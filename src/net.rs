@@ -398,7 +398,7 @@ fn local_for(bind: &BindAddr, remote: SocketAddr) -> Result<SocketAddr, NetError
 }
 
 /// Maps a bind failure to the right error.
-fn bind_error(addr: SocketAddr, e: io::Error) -> NetError {
+pub(crate) fn bind_error(addr: SocketAddr, e: io::Error) -> NetError {
     if e.kind() == io::ErrorKind::AddrInUse {
         NetError::AddrInUse { addr }
     } else {

@@ -91,18 +91,12 @@ impl TextOptions {
         self.quit.iter().any(|w| w.as_bytes() == line)
     }
 
-    /// Turns one terminal line (without its newline) into wire bytes,
-    /// newline included.
-    pub fn outgoing_line(&self, line: &[u8]) -> Vec<u8> {
+    /// Appends one terminal line (without its newline) to `out` as wire
+    /// bytes, newline included.
+    pub fn write_line(&self, line: &[u8], out: &mut BytesMut) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let body = match self.encoding {
-            Some(enc) => enc.encode(line),
-            None => Cow::Borrowed(line),
-        };
-        let mut out = Vec::with_capacity(body.len() + 2);
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&self.outgoing_piece(line));
         out.extend_from_slice(if self.crlf { b"\r\n" } else { b"\n" });
-        out
     }
 
     /// Encodes part of a line (no newline yet) for the wire.
@@ -314,8 +308,10 @@ mod tests {
         assert!(t.is_quit(b"bye"));
         assert!(t.is_quit(b"bye\r"));
         assert!(!t.is_quit(b"bye now"));
-        assert_eq!(t.outgoing_line(b"hi"), b"hi\r\n");
-        assert_eq!(t.outgoing_line(b"hi\r"), b"hi\r\n");
+        let mut out = BytesMut::new();
+        t.write_line(b"hi", &mut out);
+        t.write_line(b"hi\r", &mut out);
+        assert_eq!(&out[..], b"hi\r\nhi\r\n");
         assert!(t.line_mode());
         assert!(!TextOptions::default().line_mode());
     }

@@ -4,7 +4,6 @@ mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,20 +72,11 @@ fn seed_style_python_client_against_frame_echo() {
     }
     let server = sockit(&["tcp", "listen", "127.0.0.1:0", "--frame", "--echo"]);
     let port = server.listening().port().to_string();
-    let out = Command::new("python3")
-        .arg(peer_script("frame_client.py"))
-        .args(["127.0.0.1", &port, "你好", "", "sticky packets, fixed"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = python_peer(
+        "frame_client.py",
+        &["127.0.0.1", &port, "你好", "", "sticky packets, fixed"],
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "你好\n\nsticky packets, fixed\n"
-    );
+    assert_eq!(out, "你好\n\nsticky packets, fixed\n");
     server.kill();
 }
 

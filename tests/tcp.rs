@@ -177,17 +177,8 @@ fn seed_style_python_client_against_upper_and_echo() {
     for (mode, want) in [("--upper", "HELLO\nWORLD\n"), ("--echo", "hello\nworld\n")] {
         let server = sockit(&["tcp", "listen", "127.0.0.1:0", mode]);
         let (host, port) = s(server.listening());
-        let out = Command::new("python3")
-            .arg(peer_script("seed000_client.py"))
-            .args([&host, &port, "hello", "world"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        let out = python_peer("seed000_client.py", &[&host, &port, "hello", "world"]);
+        assert_eq!(out, want);
         server.kill();
     }
 }

@@ -371,15 +371,9 @@ fn seed_002_client_works_against_serve_with_a_gbk_name() {
     std::fs::write(s.root.join("文件.txt"), "下载成功\n".repeat(100_000)).unwrap();
     let (server, addr) = serve(&s.root, &[]);
     let (ip, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("python3")
-        .arg(peer_script("seed002_client.py"))
-        .args([ip, port, "文件.txt", s.dl.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    python_peer(
+        "seed002_client.py",
+        &[ip, port, "文件.txt", s.dl.to_str().unwrap()],
     );
     assert_eq!(
         hash_file(&s.root.join("文件.txt")),

@@ -30,22 +30,16 @@ fn seed_003_python_client_gets_hello_upper_cased() {
     for bind in ["127.0.0.1:0", "[::1]:0"] {
         let server = sockit_noinput(&["udp", "listen", bind, "--upper"]);
         let addr = server.listening();
-        let out = Command::new("python3")
-            .arg(peer_script("seed003_udp_client.py"))
-            .args([
+        let out = python_peer(
+            "seed003_udp_client.py",
+            &[
                 &addr.ip().to_string(),
                 &addr.port().to_string(),
                 "hello",
                 "你好 ok",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n你好 OK\n");
+        assert_eq!(out, "HELLO\n你好 OK\n");
         server.kill();
     }
 }

@@ -329,7 +329,7 @@ fn send_from(
     let mut sock_w = sock;
     let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
     let mut pending = BytesMut::new();
-    let mut out: Vec<u8> = Vec::new();
+    let mut out = BytesMut::new();
     let mut codec = opts.frame.map(FrameCodec::new);
     let max_line = opts.frame.unwrap_or(MAX_LINE);
     loop {
@@ -362,15 +362,9 @@ fn send_from(
                     }
                     .into());
                 }
-                let payload = match opts.text.encoding {
-                    Some(enc) => enc.encode(&line.data),
-                    None => std::borrow::Cow::Borrowed(&line.data[..]),
-                };
-                let mut buf = BytesMut::new();
-                codec.encode(&payload[..], &mut buf)?;
-                out.extend_from_slice(&buf);
+                codec.encode(&opts.text.outgoing_piece(&line.data)[..], &mut out)?;
             } else if line.ended {
-                out.extend_from_slice(&opts.text.outgoing_line(&line.data));
+                opts.text.write_line(&line.data, &mut out);
             } else {
                 out.extend_from_slice(&opts.text.outgoing_piece(&line.data));
             }

@@ -324,7 +324,9 @@ pub(crate) async fn console_task(shared: Arc<Shared>, mut input: mpsc::Receiver<
             let bytes = if shared.opts.frame.is_some() {
                 encode_for_wire(&shared, &line.data)
             } else if line.ended {
-                Some(Bytes::from(shared.opts.text.outgoing_line(&line.data)))
+                let mut out = BytesMut::new();
+                shared.opts.text.write_line(&line.data, &mut out);
+                Some(out.freeze())
             } else {
                 Some(Bytes::from(
                     shared.opts.text.outgoing_piece(&line.data).into_owned(),

@@ -306,7 +306,7 @@ fn handle(shared: &Shared, s: &mut TcpStream, who: &str, req: Request) -> io::Re
     let root = &shared.opts.root;
     match req {
         Request::Stat { path } => {
-            let (_, m) = match root
+            let (real, m) = match root
                 .resolve(&path)
                 .and_then(|p| open_regular(&p).map(|x| (p, x)))
             {
@@ -317,10 +317,7 @@ fn handle(shared: &Shared, s: &mut TcpStream, who: &str, req: Request) -> io::Re
             let hash = match shared.cached(&key) {
                 Some(h) => h,
                 None => {
-                    let p = root
-                        .resolve(&path)
-                        .map_err(|r| io::Error::other(r.reason))?;
-                    let h = hash_path(&p)?;
+                    let h = hash_path(&real)?;
                     shared.remember(key, h);
                     h
                 }

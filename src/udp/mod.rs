@@ -141,17 +141,7 @@ pub struct ListenSummary {
 
 /// Creates a UDP socket bound to `addr`.
 fn bind_udp(addr: SocketAddr, reuse_port: bool, dual_stack: bool) -> Result<Socket, NetError> {
-    let map = |e: io::Error| {
-        if e.kind() == io::ErrorKind::AddrInUse {
-            NetError::AddrInUse { addr }
-        } else {
-            NetError::Bind {
-                addr,
-                reason: describe(&e),
-                source: e,
-            }
-        }
-    };
+    let map = |e: io::Error| net::bind_error(addr, e);
     let s =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(map)?;
     s.set_reuse_address(true).map_err(map)?;

@@ -414,6 +414,22 @@ pub fn hash_file(p: &Path) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// Runs a Python peer script from tests/peers to completion, asserts that it
+/// succeeded, and returns its stdout as text.
+pub fn python_peer(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(peer_script(script))
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Path to a Python peer script in tests/peers.
 pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
