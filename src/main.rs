@@ -447,7 +447,7 @@ struct LsCli {
 /// Splits `HOST[:PORT]` (or `[V6]:PORT`), with `default` when no port is given.
 fn host_port(s: &str, default: u16) -> Result<(String, u16), String> {
     if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
-        return Ok((sa.ip().to_string(), sa.port()));
+        return Ok((sa.ip().to_string(), parse_port(&sa.port().to_string())?));
     }
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         return Ok((inner.to_string(), default));
@@ -805,7 +805,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Get(c) => {
-            let (host, port) = host_port(&c.server, 8080).map_err(|e| anyhow::anyhow!(e))?;
+            let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
             let copts = transfer_connect(c.v4, c.v6);
             let mut results = Vec::new();
             let json = c.json;
@@ -863,7 +863,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Ls(c) => {
-            let (host, port) = host_port(&c.server, 8080).map_err(|e| anyhow::anyhow!(e))?;
+            let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
             let copts = transfer_connect(c.v4, c.v6);
             let entries = sockit::transfer::client::ls(&host, port, &c.path, &copts)?;
             let mut out = std::io::stdout().lock();
@@ -992,7 +992,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         }
         Cmd::Bench(BenchCmd::Client(c)) => {
             use sockit::bench::proto::Mode as M;
-            let (host, port) = host_port(&c.server, 5301).map_err(|e| anyhow::anyhow!(e))?;
+            let (host, port) = host_port(&c.server, 5301).map_err(Usage)?;
             let addr = sockit::net::resolve(&host, port, Family::Any)?[0];
             let mode = match c.mode {
                 BenchMode::Tcp => M::Tcp,
@@ -1086,7 +1086,7 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             };
-            let (dh, dp) = host_port(server, 53).map_err(|e| anyhow::anyhow!(e))?;
+            let (dh, dp) = host_port(server, 53).map_err(Usage)?;
             let server = sockit::net::resolve(&dh, dp, Family::Any)?[0];
             let rtype = match &h.rtype {
                 Some(t) => lookup::record_type(t)?,

@@ -550,6 +550,14 @@ fn missing_files_and_bad_servers_give_one_sentence() {
     let f = run(&["serve", "/definitely/not/here"], b"");
     assert_eq!(f.code(), 1);
     assert!(f.stderr.contains("cannot serve"), "{}", f.stderr);
-    let f = run(&["get", "127.0.0.1:99999", "x"], b"");
-    assert_eq!(f.code(), 1);
+    // A port outside 1-65535 in HOST:PORT is a usage error (PRODUCT.md: exit 2).
+    for server in ["127.0.0.1:99999", "127.0.0.1:80x", "[::1]:0"] {
+        let f = run(&["get", server, "x"], b"");
+        assert_eq!(f.code(), 2, "{server}: {}", f.stderr);
+        assert!(
+            f.stderr.contains("is not a number from 1 to 65535"),
+            "{}",
+            f.stderr
+        );
+    }
 }
