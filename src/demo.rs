@@ -188,7 +188,7 @@ fn chat_step() -> StepResult {
     let server = std::thread::spawn(move || -> Result<Outcome, String> {
         let (s, _) = listener.accept().map_err(|e| e.to_string())?;
         pipe::run(
-            s,
+            pipe::Link::Plain(s),
             Input::Reader(Box::new(Typist(server_in, Vec::new()))),
             Output::Writer(Box::new(sscreen)),
             &sopts,
@@ -210,7 +210,7 @@ fn chat_step() -> StepResult {
     let cscreen = client_screen.clone();
     let client = std::thread::spawn(move || {
         pipe::run(
-            stream,
+            pipe::Link::Plain(stream),
             Input::Reader(Box::new(Typist(client_in, Vec::new()))),
             Output::Writer(Box::new(cscreen)),
             &opts,
@@ -313,7 +313,7 @@ fn binary_step() -> StepResult {
     let server = std::thread::spawn(move || -> Result<Outcome, String> {
         let (s, _) = listener.accept().map_err(|e| e.to_string())?;
         pipe::run(
-            s,
+            pipe::Link::Plain(s),
             Input::Reader(Box::new(io::empty())),
             Output::Writer(Box::new(HashWriter(h2))),
             &PipeOptions::default(),
@@ -323,7 +323,7 @@ fn binary_step() -> StepResult {
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let started = Instant::now();
     pipe::run(
-        stream,
+        pipe::Link::Plain(stream),
         Input::Reader(Box::new(io::Cursor::new(data))),
         Output::Writer(Box::new(io::sink())),
         &PipeOptions::default(),
@@ -786,6 +786,9 @@ fn transfer_tour(tmp: &std::path::Path) -> StepResult {
                 max_conns: 16,
                 idle_timeout: Duration::from_secs(10),
                 max_rate: None,
+                tls: None,
+                handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+                access: Default::default(),
             },
         );
     });

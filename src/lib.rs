@@ -6,6 +6,8 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`access`] | `--allow`/`--deny` CIDR lists for every listener (pure, no I/O) |
+//! | [`tls`] | rustls configurations: kept self-signed identity, trust on first use, pins, mutual TLS, blocking handshakes with deadlines, plaintext-vs-TLS diagnosis |
 //! | [`net`] | address parsing, system-resolver lookups, connect to every address, bind listeners, `RLIMIT_NOFILE` |
 //! | [`text`] | bounded line splitting, quit words, CRLF, UTF-8/GBK, upper-casing (pure, no I/O) |
 //! | [`frame`] | length-prefixed framing codec, the sticky-packet fix (pure, no I/O) |
@@ -24,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod bench;
 pub mod console;
 pub mod demo;
@@ -33,5 +36,6 @@ pub mod lookup;
 pub mod net;
 pub mod tcp;
 pub mod text;
+pub mod tls;
 pub mod transfer;
 pub mod udp;

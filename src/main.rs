@@ -374,6 +374,8 @@ struct ServeCli {
     /// Cap each download at BYTES per second (K, M, G suffixes allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_rate: Option<u64>,
+    #[command(flatten)]
+    sec: ServerSecArgs,
 }
 
 /// Parses a byte count with an optional K/M/G suffix (powers of 1024).
@@ -424,12 +426,16 @@ struct GetCli {
     /// Print the results as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sec: ClientSecArgs,
 }
 
 #[derive(Args)]
 struct LsCli {
     /// HOST or HOST:PORT; the port defaults to 8080.
     server: String,
+    #[command(flatten)]
+    sec: ClientSecArgs,
     /// Directory on the server.
     #[arg(default_value = "")]
     path: String,
@@ -548,6 +554,8 @@ struct ConnectCli {
     idle_timeout: Option<Duration>,
     #[command(flatten)]
     text: TextArgs,
+    #[command(flatten)]
+    sec: ClientSecArgs,
 }
 
 #[derive(Args)]
@@ -586,6 +594,127 @@ struct ListenCli {
     peer_queue: usize,
     #[command(flatten)]
     text: TextArgs,
+    #[command(flatten)]
+    sec: ServerSecArgs,
+}
+
+/// TLS and access control on a listener.
+#[derive(Args, Clone)]
+struct ServerSecArgs {
+    /// Encrypt with TLS 1.3 or 1.2. Without --tls-cert, uses a self-signed identity kept in $XDG_CONFIG_HOME/sockit.
+    #[arg(long)]
+    tls: bool,
+    /// Certificate chain to present, PEM (with --tls-key).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Private key for --tls-cert, PEM.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    tls_key: Option<std::path::PathBuf>,
+    /// Mutual TLS: require a client certificate signed by this CA (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Close a peer whose TLS handshake takes longer than SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    handshake_timeout: Duration,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// `--allow` and `--deny`.
+#[derive(Args, Clone)]
+struct AccessArgs {
+    /// Accept peers only from this network or address (repeatable), e.g. 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<sockit::access::Cidr>,
+    /// Refuse peers from this network or address (repeatable); wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<sockit::access::Cidr>,
+}
+
+impl AccessArgs {
+    fn list(&self) -> sockit::access::AccessList {
+        sockit::access::AccessList {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+        }
+    }
+}
+
+impl ServerSecArgs {
+    /// The TLS configuration, printing its fingerprint, or `None` for plain text.
+    fn tls(&self) -> anyhow::Result<Option<sockit::tls::ServerTls>> {
+        let t = self.tls_config()?;
+        if let Some(t) = &t {
+            eprintln!("{}", t.banner);
+        }
+        Ok(t)
+    }
+
+    /// The TLS configuration without printing it.
+    fn tls_config(&self) -> anyhow::Result<Option<sockit::tls::ServerTls>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        Ok(Some(sockit::tls::ServerTls::new(
+            &sockit::tls::ServerTlsOptions {
+                cert_key: self.tls_cert.clone().zip(self.tls_key.clone()),
+                client_ca: self.tls_ca.clone(),
+            },
+        )?))
+    }
+}
+
+/// TLS on a client.
+#[derive(Args, Clone)]
+struct ClientSecArgs {
+    /// Encrypt with TLS 1.3 or 1.2 and check the server's certificate.
+    #[arg(long)]
+    tls: bool,
+    /// Trust an unknown self-signed server on first use and record it in known_hosts.
+    #[arg(long, requires = "tls")]
+    tofu: bool,
+    /// Trust exactly the certificate with this fingerprint (SHA256:hex).
+    #[arg(long, value_name = "SHA256:HEX", requires = "tls", conflicts_with = "tofu", value_parser = parse_pin)]
+    pin: Option<String>,
+    /// Do not check the server's certificate at all (warns on every connection).
+    #[arg(long, requires = "tls", conflicts_with_all = ["pin", "tofu"])]
+    insecure: bool,
+    /// Trust this CA (PEM) as well as the system roots.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Present this client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_client_key"])]
+    tls_client_cert: Option<std::path::PathBuf>,
+    /// Private key for --tls-client-cert (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_client_cert"])]
+    tls_client_key: Option<std::path::PathBuf>,
+    /// Give up when the TLS handshake takes longer than SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    handshake_timeout: Duration,
+}
+
+impl ClientSecArgs {
+    /// The client TLS options, or `None` for plain text.
+    fn tls(&self) -> Option<sockit::tls::ClientTlsOptions> {
+        self.tls.then(|| sockit::tls::ClientTlsOptions {
+            insecure: self.insecure,
+            pin: self.pin.clone(),
+            tofu: self.tofu,
+            ca: self.tls_ca.clone(),
+            client_cert_key: self
+                .tls_client_cert
+                .clone()
+                .zip(self.tls_client_key.clone()),
+            known_hosts: None,
+            handshake_timeout: self.handshake_timeout,
+        })
+    }
+}
+
+/// Parses a certificate fingerprint for `--pin`.
+fn parse_pin(s: &str) -> Result<String, String> {
+    sockit::tls::parse_fingerprint(s)
+        .ok_or_else(|| format!("{s:?} is not SHA256: followed by 64 hex digits"))
 }
 
 /// Parses a positive number of seconds.
@@ -741,8 +870,10 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 text: c.text.text(),
                 frame: c.text.frame(),
                 idle_timeout: c.idle_timeout,
+                plain_check: None,
             };
-            let outcome = sockit::tcp::connect(&c.host, c.port, &copts, &popts)?;
+            let outcome =
+                sockit::tcp::connect(&c.host, c.port, &copts, &popts, c.sec.tls().as_ref())?;
             Ok(outcome_code(outcome))
         }
         Cmd::Tcp(TcpCmd::Listen(l)) => {
@@ -770,12 +901,22 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     frame: l.text.frame(),
                     max_line: l.max_line.max(1),
                     peer_queue_bytes: l.peer_queue.max(1),
+                    ..ServerOptions::default()
                 },
                 pipe: PipeOptions {
                     text,
                     frame: l.text.frame(),
                     idle_timeout: l.idle_timeout,
+                    plain_check: None,
                 },
+                tls: None,
+                handshake_timeout: l.sec.handshake_timeout,
+                access: l.sec.access.list(),
+            };
+            // The certificate line follows `listening on`, so the library prints it.
+            let opts = sockit::tcp::ListenOptions {
+                tls: l.sec.tls_config()?,
+                ..opts
             };
             let outcome = sockit::tcp::listen(&opts)?;
             Ok(outcome_code(outcome))
@@ -800,6 +941,9 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     max_conns: c.max_conns as usize,
                     idle_timeout: c.idle_timeout,
                     max_rate: c.max_rate,
+                    tls: c.sec.tls()?,
+                    handshake_timeout: c.sec.handshake_timeout,
+                    access: c.sec.access.list(),
                 },
             )?;
             Ok(ExitCode::SUCCESS)
@@ -818,7 +962,14 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                                 .ok_or_else(|| anyhow::anyhow!("{name:?} does not name a file"))?,
                         ),
                     };
-                    let f = sockit::transfer::client::get_raw(&host, port, name, &target, &copts)?;
+                    let f = sockit::transfer::client::get_raw(
+                        &host,
+                        port,
+                        name,
+                        &target,
+                        &copts,
+                        c.sec.tls().as_ref(),
+                    )?;
                     if !json {
                         tracing::warn!("{}", f.summary());
                     }
@@ -832,6 +983,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     recursive: c.recursive,
                     connect: copts,
                     progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    tls: c.sec.tls(),
                 };
                 let mut report = |f: &sockit::transfer::client::Fetched| {
                     if !json {
@@ -865,7 +1017,8 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         Cmd::Ls(c) => {
             let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
             let copts = transfer_connect(c.v4, c.v6);
-            let entries = sockit::transfer::client::ls(&host, port, &c.path, &copts)?;
+            let entries =
+                sockit::transfer::client::ls(&host, port, &c.path, &copts, c.sec.tls().as_ref())?;
             let mut out = std::io::stdout().lock();
             if c.json {
                 let items: Vec<String> = entries

@@ -53,6 +53,8 @@ pub struct PipeOptions {
     pub frame: Option<usize>,
     /// Close the session when the peer sends nothing for this long.
     pub idle_timeout: Option<Duration>,
+    /// On a plain connection, check the first bytes received for TLS.
+    pub plain_check: Option<Side>,
 }
 
 /// How a session ended without error.
@@ -93,9 +95,53 @@ pub enum PipeError {
     /// Writing the output failed.
     #[error("could not write the output ({0})")]
     Output(String),
+    /// Plain text met TLS.
+    #[error("{0}")]
+    Mismatch(String),
     /// A framing error from the peer or from our own input.
     #[error("{0}")]
     Frame(#[from] FrameError),
+}
+
+/// Something that can stop sending: a socket's write side, or a TLS
+/// stream's (close_notify, then FIN).
+pub trait HalfWrite: Write {
+    /// Ends the write direction; the peer sees end of stream.
+    ///
+    /// # Errors
+    /// The socket's error.
+    fn close_write(&mut self) -> io::Result<()>;
+}
+
+impl HalfWrite for TcpStream {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// The connection a session runs over.
+pub enum Link {
+    /// A plain socket: zero-copy paths and socket timeouts apply.
+    Plain(TcpStream),
+    /// Separate reading and writing halves (TLS), and the socket under them.
+    Split {
+        /// The receiving half; it reports the idle timeout as `TimedOut`.
+        reader: Box<dyn Read + Send>,
+        /// The sending half.
+        writer: Box<dyn HalfWrite + Send>,
+        /// The socket underneath, to shut down at the end.
+        tcp: TcpStream,
+    },
+}
+
+/// Which end of the connection this session is, for the plaintext-versus-TLS
+/// check on the first bytes received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// We connected: a TLS record in reply means the server speaks TLS.
+    Client,
+    /// We accepted: a TLS ClientHello means the client speaks TLS.
+    Server,
 }
 
 /// Result of one direction's thread.
@@ -112,21 +158,42 @@ enum Event {
 /// # Errors
 /// A reset, a socket, input or output failure, or a framing violation.
 pub fn run(
-    stream: TcpStream,
+    link: Link,
     input: Input,
     output: Output,
     opts: &PipeOptions,
 ) -> Result<Outcome, PipeError> {
+    let plain = matches!(link, Link::Plain(_));
+    let (stream, reader, writer): (TcpStream, Box<dyn Read + Send>, Box<dyn HalfWrite + Send>) =
+        match link {
+            Link::Plain(stream) => {
+                let peer = stream
+                    .peer_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                if let Some(t) = opts.idle_timeout {
+                    let _ = stream.set_read_timeout(Some(t));
+                }
+                let clone = |s: &TcpStream| {
+                    s.try_clone().map_err(|e| PipeError::Socket {
+                        peer,
+                        reason: describe(&e),
+                    })
+                };
+                let r = clone(&stream)?;
+                let w = clone(&stream)?;
+                (stream, Box::new(r), Box::new(w))
+            }
+            Link::Split {
+                reader,
+                writer,
+                tcp,
+            } => (tcp, reader, writer),
+        };
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    if let Some(t) = opts.idle_timeout {
-        let _ = stream.set_read_timeout(Some(t));
-    }
-    let send_sock = stream.try_clone().map_err(|e| PipeError::Socket {
-        peer,
-        reason: describe(&e),
-    })?;
+    // The zero-copy paths need the bare socket.
+    let zero_copy = if plain { stream.try_clone().ok() } else { None };
     // Whether a person is typing the input: then the session ends as soon
     // as the peer closes. Scripted input (a file, a pipe, a reader) is
     // delivered in full even after the peer half-closes.
@@ -135,25 +202,32 @@ pub fn run(
     let (tx, rx) = mpsc::channel::<Event>();
     let tx2 = tx.clone();
     let send_opts = opts.clone();
+    let mut writer = writer;
     std::thread::Builder::new()
         .name("sockit-send".into())
         .spawn(move || {
-            let res = send_side(input, &send_sock, &send_opts, peer);
+            let res = send_side(input, &mut *writer, zero_copy.as_ref(), &send_opts, peer);
+            let res = match res {
+                // Input over: half-close, so the peer sees the end.
+                Ok(false) => {
+                    tracing::info!("input ended; half-closing the connection to {peer}");
+                    let _ = writer.close_write();
+                    Ok(false)
+                }
+                r => r,
+            };
             let _ = tx.send(Event::Sent(res));
         })
         .map_err(|e| PipeError::Socket {
             peer,
             reason: describe(&e),
         })?;
-    let recv_sock = stream.try_clone().map_err(|e| PipeError::Socket {
-        peer,
-        reason: describe(&e),
-    })?;
     let recv_opts = opts.clone();
+    let mut reader = reader;
     std::thread::Builder::new()
         .name("sockit-recv".into())
         .spawn(move || {
-            let res = recv_side(&recv_sock, output, &recv_opts, peer);
+            let res = recv_side(&mut *reader, output, &recv_opts, peer);
             let _ = tx2.send(Event::Received(res));
         })
         .map_err(|e| PipeError::Socket {
@@ -170,8 +244,6 @@ pub fn run(
                 if peer_closed {
                     break Ok(Outcome::PeerClosed);
                 }
-                tracing::info!("input ended; half-closed the connection to {peer}");
-                let _ = stream.shutdown(Shutdown::Write);
             }
             Ok(Event::Sent(Ok(true))) => {
                 tracing::info!("quit word sent; closing the connection to {peer}");
@@ -244,15 +316,16 @@ fn fd_kind(fd: RawFd) -> FdKind {
 /// Sends the input to the socket. Returns `true` when a quit word ended it.
 fn send_side(
     input: Input,
-    sock: &TcpStream,
+    sock: &mut dyn Write,
+    zero_copy: Option<&TcpStream>,
     opts: &PipeOptions,
     peer: SocketAddr,
 ) -> Result<bool, PipeError> {
     let line_mode = opts.text.line_mode() || opts.frame.is_some();
     match input {
         Input::Stdin => {
-            if !line_mode {
-                match zero_copy_send(0, sock, peer)? {
+            if let (false, Some(zc)) = (line_mode, zero_copy) {
+                match zero_copy_send(0, zc, peer)? {
                     ZeroCopy::Done => return Ok(false),
                     ZeroCopy::Unsupported => {}
                 }
@@ -321,12 +394,11 @@ fn zero_copy_send(fd: RawFd, sock: &TcpStream, peer: SocketAddr) -> Result<ZeroC
 /// Reads the input with `read` and sends it, raw or line by line.
 fn send_from(
     input: &mut dyn Read,
-    sock: &TcpStream,
+    sock_w: &mut dyn Write,
     opts: &PipeOptions,
     peer: SocketAddr,
     line_mode: bool,
 ) -> Result<bool, PipeError> {
-    let mut sock_w = sock;
     let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
     let mut pending = BytesMut::new();
     let mut out = BytesMut::new();
@@ -345,6 +417,7 @@ fn send_from(
             }
             sock_w
                 .write_all(&chunk[..n])
+                .and_then(|()| sock_w.flush())
                 .map_err(|e| sock_err(peer, &e))?;
             continue;
         }
@@ -373,7 +446,10 @@ fn send_from(
             }
         }
         if !out.is_empty() {
-            sock_w.write_all(&out).map_err(|e| sock_err(peer, &e))?;
+            sock_w
+                .write_all(&out)
+                .and_then(|()| sock_w.flush())
+                .map_err(|e| sock_err(peer, &e))?;
             out.clear();
         }
         if quit {
@@ -387,7 +463,7 @@ fn send_from(
 
 /// Receives from the socket into the output until the peer closes.
 fn recv_side(
-    sock: &TcpStream,
+    sock: &mut dyn Read,
     output: Output,
     opts: &PipeOptions,
     peer: SocketAddr,
@@ -416,13 +492,13 @@ fn put(out: &mut dyn Write, data: &[u8]) -> Result<bool, PipeError> {
 
 /// The receive loop.
 fn recv_into(
-    sock: &TcpStream,
+    sock_r: &mut dyn Read,
     out: &mut dyn Write,
     opts: &PipeOptions,
     peer: SocketAddr,
 ) -> Result<Outcome, PipeError> {
     let line_mode = opts.text.line_mode() || opts.frame.is_some();
-    let mut sock_r = sock;
+    let mut first = opts.plain_check;
     let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
     let mut pending = BytesMut::new();
     let mut text_out: Vec<u8> = Vec::new();
@@ -443,6 +519,9 @@ fn recv_into(
             Err(e) => return Err(sock_err(peer, &e)),
         };
         let eof = n == 0;
+        if let Some(side) = first.take() {
+            check_plain(side, &chunk[..n], peer)?;
+        }
         if !line_mode {
             if eof {
                 return Ok(Outcome::PeerClosed);
@@ -495,5 +574,19 @@ fn recv_into(
         if eof {
             return Ok(Outcome::PeerClosed);
         }
+    }
+}
+
+/// The first bytes on a plain connection must not be TLS.
+fn check_plain(side: Side, first: &[u8], peer: SocketAddr) -> Result<(), PipeError> {
+    let who = crate::net::show_addr(peer);
+    match side {
+        Side::Client if crate::tls::looks_like_tls_reply(first) => Err(PipeError::Mismatch(
+            format!("the server at {who} speaks TLS; add --tls"),
+        )),
+        Side::Server if crate::tls::looks_like_client_hello(first) => Err(PipeError::Mismatch(
+            format!("{who} is speaking TLS to this plain listener; listen with --tls"),
+        )),
+        _ => Ok(()),
     }
 }

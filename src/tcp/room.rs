@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -344,8 +344,8 @@ pub(crate) async fn console_task(shared: Arc<Shared>, mut input: mpsc::Receiver<
 }
 
 /// Writes each message in turn; false when kicked.
-async fn write_each(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn write_each<W: AsyncWrite + Unpin>(
+    wr: &mut W,
     batch: &[Bytes],
     kick: &CancellationToken,
 ) -> std::io::Result<bool> {
@@ -359,13 +359,13 @@ async fn write_each(
 }
 
 /// Serves one member of a hub or chat room.
-pub(crate) async fn peer(
+pub(crate) async fn peer<W: AsyncWrite + Unpin + Send + 'static>(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut rd: PeerReader,
+    mut wr: W,
     addr: SocketAddr,
 ) -> Result<(), PeerError> {
     let chat = shared.opts.mode == Mode::Chat;
-    let (mut rd, mut wr) = stream.into_split();
     let Joined {
         id,
         mut rx,
@@ -441,7 +441,7 @@ pub(crate) async fn peer(
 /// Reads a member's messages until it leaves.
 async fn read_loop(
     shared: &Arc<Shared>,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut PeerReader,
     id: u64,
     kick: &CancellationToken,
 ) -> Result<(), PeerError> {
@@ -450,18 +450,17 @@ async fn read_loop(
     let raw = !chat && !o.text.line_mode() && o.frame.is_none();
     let mut wire = shared.wire();
     let mut buf = BytesMut::new();
+    let mut check_plain = matches!(rd, PeerReader::Plain(_));
     loop {
-        tokio::select! {
+        let n = tokio::select! {
             _ = kick.cancelled() => return Ok(()),
             _ = shared.shutdown.cancelled() => return Ok(()),
-            r = with_idle(o.idle_timeout, rd.readable()) => r??,
-        };
-        let n = match read_into(rd, &mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e.into()),
+            r = with_idle(o.idle_timeout, rd.read_some(&mut buf)) => r??,
         };
         let eof = n == 0;
+        if std::mem::take(&mut check_plain) && crate::tls::looks_like_client_hello(&buf) {
+            return Err(PeerError::SpeaksTls);
+        }
         if raw {
             if !eof {
                 shared.print(buf.split().freeze()).await;
@@ -569,4 +568,36 @@ async fn chat_line(shared: &Arc<Shared>, id: u64, text: &[u8]) -> bool {
     let line = format!("[{name}] {text}");
     say_all(shared, Some(id), line.as_bytes()).await;
     true
+}
+
+/// The reading side of a room member: a plain socket half (read only when
+/// ready, so an idle member holds no buffer) or a TLS half.
+pub(crate) enum PeerReader {
+    /// Plain TCP.
+    Plain(tokio::net::tcp::OwnedReadHalf),
+    /// TLS.
+    Tls(tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl PeerReader {
+    /// Waits for data and appends it to `buf`; 0 at end of stream.
+    /// Cancel-safe: nothing read is lost if the future is dropped.
+    async fn read_some(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            PeerReader::Plain(rd) => loop {
+                rd.readable().await?;
+                match read_into(rd, buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            PeerReader::Tls(rd) => {
+                buf.reserve(4096);
+                match rd.read_buf(buf).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                    r => r,
+                }
+            }
+        }
+    }
 }

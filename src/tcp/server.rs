@@ -8,17 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::AccessList;
 use crate::frame::FrameError;
 use crate::net::show_addr;
-use crate::tcp::room::{self, Room};
+use crate::tcp::room::{self, PeerReader, Room};
 use crate::tcp::wire::{Item, Wire};
 use crate::text::{to_upper_in, Line, TextOptions, MAX_LINE};
+use crate::tls::ServerTls;
 
 /// Read size for the line and frame modes.
 const READ_CHUNK: usize = 16 * 1024;
@@ -57,6 +60,12 @@ pub struct ServerOptions {
     pub max_line: usize,
     /// Byte budget of each peer's outgoing queue (hub and chat).
     pub peer_queue_bytes: usize,
+    /// `--tls`: the server configuration.
+    pub tls: Option<ServerTls>,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// `--allow` and `--deny`.
+    pub access: AccessList,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +78,9 @@ impl Default for ServerOptions {
             frame: None,
             max_line: MAX_LINE,
             peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
+            tls: None,
+            handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+            access: AccessList::default(),
         }
     }
 }
@@ -161,6 +173,12 @@ pub async fn serve(
                 }
             }
         };
+        if let Err(why) = shared.opts.access.check(peer.ip()) {
+            summary.refused += 1;
+            tracing::warn!("refused {}: {why}", show_addr(peer));
+            drop(stream);
+            continue;
+        }
         let permit = match &sem {
             Some(s) => match s.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
@@ -183,8 +201,31 @@ pub async fn serve(
         tracker.spawn(async move {
             let _permit = permit;
             let peer_s = show_addr(peer);
-            tracing::info!("connection from {peer_s}");
-            let res = handle_peer(&shared, stream, peer).await;
+            let res = match &shared.opts.tls {
+                None => {
+                    tracing::info!("connection from {peer_s}");
+                    handle_peer(&shared, stream, peer).await
+                }
+                Some(tls) => {
+                    let hs = tokio::select! {
+                        _ = shared.shutdown.cancelled() => return,
+                        r = crate::tls::accept_async(tls, stream, peer, shared.opts.handshake_timeout) => r,
+                    };
+                    match hs {
+                        Ok(s) => {
+                            tracing::info!(
+                                "TLS connection from {peer_s}: {}",
+                                crate::tls::describe_cipher(s.get_ref().1)
+                            );
+                            handle_tls_peer(&shared, s, peer).await
+                        }
+                        Err(e) => {
+                            tracing::warn!("{e}; closed");
+                            return;
+                        }
+                    }
+                }
+            };
             match res {
                 Ok(()) => tracing::info!("{peer_s} disconnected"),
                 Err(e) => tracing::warn!("{peer_s}: {e}"),
@@ -210,6 +251,9 @@ pub enum PeerError {
     /// A line over `--max-line`.
     #[error("sent a line longer than {0} bytes; disconnected")]
     LineTooLong(usize),
+    /// A TLS client reached this plain listener.
+    #[error("is speaking TLS to this plain listener (listen with --tls); closed")]
+    SpeaksTls,
     /// Nothing arrived for the idle timeout.
     #[error("idle for {0} s; disconnected")]
     Idle(u64),
@@ -226,8 +270,56 @@ async fn handle_peer(
         Mode::Echo if !o.text.line_mode() && o.frame.is_none() => {
             echo_raw(stream, o.idle_timeout, &shared.shutdown).await
         }
-        Mode::Echo | Mode::Upper => transform(shared, stream).await,
-        Mode::Hub | Mode::Chat => room::peer(shared.clone(), stream, peer).await,
+        Mode::Echo | Mode::Upper => transform(shared, stream, true).await,
+        Mode::Hub | Mode::Chat => {
+            let (rd, wr) = stream.into_split();
+            room::peer(shared.clone(), PeerReader::Plain(rd), wr, peer).await
+        }
+    }
+}
+
+/// [`handle_peer`] for a peer under TLS.
+async fn handle_tls_peer(
+    shared: &Arc<Shared>,
+    mut stream: TlsStream<TcpStream>,
+    peer: SocketAddr,
+) -> Result<(), PeerError> {
+    let o = &shared.opts;
+    let res = match o.mode {
+        Mode::Echo if !o.text.line_mode() && o.frame.is_none() => {
+            echo_copy(&mut stream, o.idle_timeout, &shared.shutdown).await
+        }
+        Mode::Echo | Mode::Upper => transform(shared, &mut stream, false).await,
+        Mode::Hub | Mode::Chat => {
+            let (rd, wr) = tokio::io::split(stream);
+            return room::peer(shared.clone(), PeerReader::Tls(rd), wr, peer).await;
+        }
+    };
+    // close_notify, so the peer knows nothing was cut off.
+    let _ = stream.shutdown().await;
+    res
+}
+
+/// `--echo` over TLS: bytes back as they came, through the cipher.
+async fn echo_copy<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    idle: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> Result<(), PeerError> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = with_idle(idle, stream.read(&mut buf)) => r?,
+        };
+        let n = match n {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        stream.write_all(&buf[..n]).await?;
+        stream.flush().await?;
     }
 }
 
@@ -302,7 +394,11 @@ async fn echo_raw(
 }
 
 /// `--upper`, and `--echo` with text options or framing: message by message.
-async fn transform(shared: &Shared, mut stream: TcpStream) -> Result<(), PeerError> {
+async fn transform<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    mut stream: S,
+    mut check_plain: bool,
+) -> Result<(), PeerError> {
     let o = &shared.opts;
     let upper = o.mode == Mode::Upper;
     let mut wire = shared.wire();
@@ -315,6 +411,9 @@ async fn transform(shared: &Shared, mut stream: TcpStream) -> Result<(), PeerErr
             r = with_idle(o.idle_timeout, stream.read_buf(&mut buf)) => r??,
         };
         let eof = n == 0;
+        if std::mem::take(&mut check_plain) && crate::tls::looks_like_client_hello(&buf) {
+            return Err(PeerError::SpeaksTls);
+        }
         let mut quit = false;
         loop {
             let item = match wire.decode(&mut buf, eof) {

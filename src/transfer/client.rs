@@ -5,9 +5,9 @@
 //! the BLAKE3 of the whole file matches the server's. An interrupted
 //! download keeps its `.part`, and the next `get` resumes from its size.
 
+use crate::tls::{client_stream, ClientTlsOptions, Stream, TlsError};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -45,6 +45,8 @@ pub struct GetOptions {
     pub connect: ConnectOptions,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// `--tls`: how to trust the server.
+    pub tls: Option<ClientTlsOptions>,
 }
 
 /// How one file ended.
@@ -128,8 +130,8 @@ pub fn human(n: u64) -> String {
 
 /// A native-protocol connection.
 struct Conn {
-    /// The socket.
-    s: TcpStream,
+    /// The socket, plain or TLS.
+    s: Stream,
     /// Bytes read but not used yet.
     buf: BytesMut,
     /// Response frames.
@@ -146,13 +148,20 @@ fn io_err(what: &str, e: &io::Error) -> TransferError {
 }
 
 impl Conn {
-    fn open(host: &str, port: u16, copts: &ConnectOptions) -> Result<Conn, TransferError> {
-        let mut s = net::connect(host, port, copts)?;
-        let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+    fn open(
+        host: &str,
+        port: u16,
+        copts: &ConnectOptions,
+        tls: Option<&ClientTlsOptions>,
+    ) -> Result<Conn, TransferError> {
+        let mut s = client_stream(host, port, net::connect(host, port, copts)?, tls)?;
+        let _ = s.tcp().set_read_timeout(Some(READ_TIMEOUT));
         s.write_all(MAGIC)
+            .and_then(|()| s.flush())
             .map_err(|e| io_err("talk to the server", &e))?;
         Ok(Conn {
             server: s
+                .tcp()
                 .peer_addr()
                 .map(net::show_addr)
                 .unwrap_or_else(|_| host.to_string()),
@@ -169,6 +178,7 @@ impl Conn {
             .map_err(|e| TransferError::Protocol(e.to_string()))?;
         self.s
             .write_all(&out)
+            .and_then(|()| self.s.flush())
             .map_err(|e| io_err("send a request", &e))
     }
 
@@ -188,6 +198,9 @@ impl Conn {
 
     fn response(&mut self) -> Result<Response, TransferError> {
         loop {
+            if !self.s.is_tls() && crate::tls::looks_like_tls_reply(&self.buf) {
+                return Err(TlsError::ServerSpeaksTls(self.server.clone()).into());
+            }
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(f)) => {
                     return Response::decode(&f).map_err(|e| TransferError::Protocol(e.to_string()))
@@ -221,7 +234,7 @@ pub fn get(
             "-o names one file; use -d DIR for several files or -r".into(),
         ));
     }
-    let mut conn = Conn::open(host, port, &opts.connect)?;
+    let mut conn = Conn::open(host, port, &opts.connect, opts.tls.as_ref())?;
     // No -d: save beside us, under the plain name (not ./name).
     let dest = opts.dir.clone().unwrap_or_default();
     let mut done = Vec::new();
@@ -675,8 +688,9 @@ pub fn ls(
     port: u16,
     path: &str,
     copts: &ConnectOptions,
+    tls: Option<&ClientTlsOptions>,
 ) -> Result<Vec<Entry>, TransferError> {
-    let mut conn = Conn::open(host, port, copts)?;
+    let mut conn = Conn::open(host, port, copts, tls)?;
     let entries = list(&mut conn, path)?;
     entries
         .into_iter()
@@ -701,6 +715,7 @@ pub fn get_raw(
     name: &str,
     target: &Path,
     copts: &ConnectOptions,
+    tls: Option<&ClientTlsOptions>,
 ) -> Result<Fetched, TransferError> {
     let started = Instant::now();
     if target.exists() {
@@ -708,9 +723,10 @@ pub fn get_raw(
             path: target.to_path_buf(),
         });
     }
-    let mut s = net::connect(host, port, copts)?;
-    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+    let mut s = client_stream(host, port, net::connect(host, port, copts)?, tls)?;
+    let _ = s.tcp().set_read_timeout(Some(READ_TIMEOUT));
     s.write_all(name.as_bytes())
+        .and_then(|()| s.flush())
         .map_err(|e| io_err("send the file name", &e))?;
     let part = part_path(target);
     let mut file =

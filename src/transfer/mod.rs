@@ -77,4 +77,7 @@ pub enum TransferError {
     /// Options that do not fit together.
     #[error("{0}")]
     Usage(String),
+    /// TLS set-up, trust or handshake failed.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }

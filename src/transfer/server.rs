@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use crate::access::AccessList;
+use crate::tls::{ServerTls, Stream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -40,6 +43,12 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Cap each download at this many bytes per second (`--max-rate`).
     pub max_rate: Option<u64>,
+    /// `--tls`: the server configuration.
+    pub tls: Option<ServerTls>,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// `--allow` and `--deny`.
+    pub access: AccessList,
 }
 
 /// A file's identity for the hash cache: device, inode, size, mtime.
@@ -79,6 +88,11 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
                 continue;
             }
         };
+        if let Err(why) = shared.opts.access.check(peer.ip()) {
+            tracing::warn!("{} refused: {why}", show_addr(peer));
+            drop(stream);
+            continue;
+        }
         let shared = shared.clone();
         let now = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
         let over = now > shared.opts.max_conns;
@@ -86,10 +100,20 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
             .name("sockit-serve".into())
             .spawn(move || {
                 let _ = stream.set_nodelay(true);
-                if over {
-                    refuse_busy(stream, peer, shared.opts.max_conns);
-                } else {
-                    client(&shared, stream, peer);
+                match (&shared.opts.tls, over) {
+                    (None, true) => refuse_busy(stream, peer, shared.opts.max_conns),
+                    (None, false) => client(&shared, Stream::Plain(stream), peer),
+                    (Some(_), true) => tracing::warn!(
+                        "{} refused: already serving {} clients (--max-conns); closed before the TLS handshake",
+                        show_addr(peer),
+                        shared.opts.max_conns
+                    ),
+                    (Some(tls), false) => {
+                        match crate::tls::accept(tls, stream, peer, shared.opts.handshake_timeout) {
+                            Ok(s) => client(&shared, s, peer),
+                            Err(e) => tracing::warn!("{e}; closed"),
+                        }
+                    }
                 }
                 shared.active.fetch_sub(1, Ordering::SeqCst);
             });
@@ -100,16 +124,16 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
 }
 
 /// Answers a client over `--max-conns` with a typed error, then closes.
-fn refuse_busy(mut s: TcpStream, peer: SocketAddr, max: usize) {
+fn refuse_busy(s: TcpStream, peer: SocketAddr, max: usize) {
     tracing::warn!(
         "{} refused: already serving {max} clients (--max-conns)",
         show_addr(peer)
     );
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut first = [0u8; 1];
-    if matches!(s.read(&mut first), Ok(1)) && first[0] == MAGIC[0] {
+    if matches!((&s).read(&mut first), Ok(1)) && first[0] == MAGIC[0] {
         let _ = send(
-            &mut s,
+            &mut Stream::Plain(s),
             &Response::Error {
                 code: ErrorCode::TooManyConnections,
                 message: format!("the server is busy ({max} clients); try again later"),
@@ -119,7 +143,7 @@ fn refuse_busy(mut s: TcpStream, peer: SocketAddr, max: usize) {
 }
 
 /// Writes one response frame.
-fn send(s: &mut TcpStream, r: &Response) -> io::Result<()> {
+fn send(s: &mut Stream, r: &Response) -> io::Result<()> {
     let mut out = BytesMut::new();
     FrameCodec::new(usize::MAX)
         .encode(&r.encode()[..], &mut out)
@@ -128,12 +152,20 @@ fn send(s: &mut TcpStream, r: &Response) -> io::Result<()> {
 }
 
 /// Serves one client: native requests until it leaves, or one raw request.
-fn client(shared: &Shared, mut s: TcpStream, peer: SocketAddr) {
+fn client(shared: &Shared, s: Stream, peer: SocketAddr) {
+    let mut s = s;
+    session(shared, &mut s, peer);
+    // A TLS peer gets close_notify, so it can tell a clean end from a cut.
+    s.finish();
+}
+
+/// The body of [`client`].
+fn session(shared: &Shared, s: &mut Stream, peer: SocketAddr) {
     let who = show_addr(peer);
-    let _ = s.set_read_timeout(Some(shared.opts.idle_timeout));
+    let _ = s.tcp().set_read_timeout(Some(shared.opts.idle_timeout));
     let mut buf = BytesMut::with_capacity(1024);
     // The first byte tells the native protocol (NUL) from a raw file name.
-    match read_more(&mut s, &mut buf) {
+    match read_more(s, &mut buf) {
         Ok(0) => return,
         Ok(_) => {}
         Err(e) => {
@@ -141,12 +173,16 @@ fn client(shared: &Shared, mut s: TcpStream, peer: SocketAddr) {
             return;
         }
     }
+    if !s.is_tls() && crate::tls::looks_like_client_hello(&buf) {
+        tracing::warn!("{who} is speaking TLS to this plain server (start it with --tls); closed");
+        return;
+    }
     if buf[0] != MAGIC[0] {
         raw(shared, s, &who, buf);
         return;
     }
     while buf.len() < MAGIC.len() {
-        match read_more(&mut s, &mut buf) {
+        match read_more(s, &mut buf) {
             Ok(0) => return,
             Ok(_) => {}
             Err(e) => return log_idle_or_error(&who, &e),
@@ -155,7 +191,7 @@ fn client(shared: &Shared, mut s: TcpStream, peer: SocketAddr) {
     if &buf[..MAGIC.len()] != MAGIC {
         tracing::warn!("{who}: bad request (not the sockit protocol, or another version)");
         let _ = send(
-            &mut s,
+            s,
             &Response::Error {
                 code: ErrorCode::BadRequest,
                 message: "unsupported protocol version; upgrade sockit on both ends".into(),
@@ -168,25 +204,25 @@ fn client(shared: &Shared, mut s: TcpStream, peer: SocketAddr) {
     loop {
         let frame = match codec.decode(&mut buf) {
             Ok(Some(f)) => f,
-            Ok(None) => match read_more(&mut s, &mut buf) {
+            Ok(None) => match read_more(s, &mut buf) {
                 Ok(0) => return,
                 Ok(_) => continue,
                 Err(e) => return log_idle_or_error(&who, &e),
             },
-            Err(e) => return bad_request(&mut s, &who, &e.to_string()),
+            Err(e) => return bad_request(s, &who, &e.to_string()),
         };
         let req = match Request::decode(&frame) {
             Ok(r) => r,
-            Err(e) => return bad_request(&mut s, &who, &e.to_string()),
+            Err(e) => return bad_request(s, &who, &e.to_string()),
         };
-        if handle(shared, &mut s, &who, req).is_err() {
+        if handle(shared, s, &who, req).is_err() {
             return;
         }
     }
 }
 
 /// Logs a malformed request, tells the client why, and gives up on it.
-fn bad_request(s: &mut TcpStream, who: &str, why: &str) {
+fn bad_request(s: &mut Stream, who: &str, why: &str) {
     tracing::warn!("{who}: bad request ({why}); closing");
     let _ = send(
         s,
@@ -209,7 +245,7 @@ fn log_idle_or_error(who: &str, e: &io::Error) {
 }
 
 /// Reads what is available into `buf`.
-fn read_more(s: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+fn read_more(s: &mut Stream, buf: &mut BytesMut) -> io::Result<usize> {
     let mut chunk = [0u8; 8192];
     loop {
         match s.read(&mut chunk) {
@@ -290,7 +326,7 @@ impl Shared {
 }
 
 /// Refuses a request: logs it and tells the client.
-fn refuse(s: &mut TcpStream, who: &str, what: &str, path: &str, r: Refusal) -> io::Result<()> {
+fn refuse(s: &mut Stream, who: &str, what: &str, path: &str, r: Refusal) -> io::Result<()> {
     tracing::warn!("{who} {what} {path:?} refused: {}", r.reason);
     send(
         s,
@@ -302,7 +338,7 @@ fn refuse(s: &mut TcpStream, who: &str, what: &str, path: &str, r: Refusal) -> i
 }
 
 /// Handles one native request. An error ends the connection.
-fn handle(shared: &Shared, s: &mut TcpStream, who: &str, req: Request) -> io::Result<()> {
+fn handle(shared: &Shared, s: &mut Stream, who: &str, req: Request) -> io::Result<()> {
     let root = &shared.opts.root;
     match req {
         Request::Stat { path } => {
@@ -460,12 +496,16 @@ fn handle(shared: &Shared, s: &mut TcpStream, who: &str, req: Request) -> io::Re
 /// Sends `len` bytes of `file` from `offset` with `sendfile`, at most
 /// `max_rate` bytes per second when given.
 fn send_file(
-    s: &mut TcpStream,
+    s: &mut Stream,
     file: &File,
     offset: u64,
     len: u64,
     max_rate: Option<u64>,
 ) -> io::Result<()> {
+    if s.is_tls() {
+        return send_file_copy(s, file, offset, len, max_rate);
+    }
+    let s = s.tcp();
     let mut off = offset as libc::off_t;
     let mut left = len;
     let started = Instant::now();
@@ -501,14 +541,53 @@ fn send_file(
     Ok(())
 }
 
+/// [`send_file`] for TLS, where the bytes must pass through the cipher:
+/// positioned reads into one buffer, then encrypted writes.
+fn send_file_copy(
+    s: &mut Stream,
+    file: &File,
+    offset: u64,
+    len: u64,
+    max_rate: Option<u64>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 256 * 1024];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let slice = max_rate.map_or(buf.len() as u64, |r| (r / 20).clamp(1, buf.len() as u64));
+    while sent < len {
+        if let Some(rate) = max_rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let want = (len - sent).min(slice) as usize;
+        let n = match file.read_at(&mut buf[..want], offset + sent) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while being sent",
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        s.write_all(&buf[..n])?;
+        sent += n as u64;
+    }
+    s.flush()
+}
+
 /// Seed 002's protocol: the first chunk is a file name (UTF-8 or GBK, no
 /// terminator); the reply is the raw file, then the connection closes.
-fn raw(shared: &Shared, mut s: TcpStream, who: &str, mut buf: BytesMut) {
+fn raw(shared: &Shared, s: &mut Stream, who: &str, mut buf: BytesMut) {
     // The seed sends the name in one send; read a little more only if no
     // newline has come and the peer is still sending.
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = s.tcp().set_read_timeout(Some(Duration::from_millis(200)));
     while buf.len() < RAW_NAME_MAX && !buf.contains(&b'\n') {
-        match read_more(&mut s, &mut buf) {
+        match read_more(s, &mut buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -536,7 +615,7 @@ fn raw(shared: &Shared, mut s: TcpStream, who: &str, mut buf: BytesMut) {
             return;
         }
     };
-    match send_file(&mut s, &file, 0, m.size(), shared.opts.max_rate) {
+    match send_file(s, &file, 0, m.size(), shared.opts.max_rate) {
         Ok(()) => tracing::warn!(
             "{who} RAW {name:?} {} bytes in {:.2} s ok",
             m.size(),
