@@ -210,8 +210,8 @@ pub fn run(
             let res = match res {
                 // Input over: half-close, so the peer sees the end.
                 Ok(false) => {
-                    tracing::info!("input ended; half-closing the connection to {peer}");
                     let _ = writer.close_write();
+                    tracing::info!("input ended; half-closed the connection to {peer}");
                     Ok(false)
                 }
                 r => r,
