@@ -659,6 +659,7 @@ impl ServerSecArgs {
             &sockit::tls::ServerTlsOptions {
                 cert_key: self.tls_cert.clone().zip(self.tls_key.clone()),
                 client_ca: self.tls_ca.clone(),
+                identity_dir: None,
             },
         )?))
     }

@@ -70,8 +70,19 @@ pub enum TlsError {
 }
 
 /// The crypto provider every configuration uses.
+///
+/// AES-128-GCM comes first within each protocol version: it is as safe in
+/// practice as AES-256 and about a third cheaper per byte, which matters
+/// when both ends share a CPU, as on loopback.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|s| {
+        (
+            matches!(s, rustls::SupportedCipherSuite::Tls12(_)),
+            !format!("{:?}", s.suite()).contains("AES_128_GCM"),
+        )
+    });
+    Arc::new(p)
 }
 
 /// `SHA256:` and the lowercase hex SHA-256 of a DER certificate.
@@ -291,6 +302,8 @@ pub struct ServerTlsOptions {
     pub cert_key: Option<(PathBuf, PathBuf)>,
     /// `--tls-ca`: require client certificates signed by this CA.
     pub client_ca: Option<PathBuf>,
+    /// Where to keep the self-signed identity; `None` means [`config_dir`].
+    pub identity_dir: Option<PathBuf>,
 }
 
 /// A ready server configuration and what to announce.
@@ -312,7 +325,10 @@ impl ServerTls {
     pub fn new(opts: &ServerTlsOptions) -> Result<ServerTls, TlsError> {
         let id = match &opts.cert_key {
             Some((c, k)) => Identity::from_files(c, k)?,
-            None => Identity::self_signed_in(&config_dir()?)?,
+            None => match &opts.identity_dir {
+                Some(d) => Identity::self_signed_in(d)?,
+                None => Identity::self_signed_in(&config_dir()?)?,
+            },
         };
         let fp = id.fingerprint();
         let builder = ServerConfig::builder_with_provider(provider())

@@ -642,6 +642,22 @@ fn receive(
                 reason: format!("the server sent {got} of {len} bytes and closed"),
             });
         }
+        // TLS hands over one 16 KiB record per read: fill the chunk, so the
+        // write and hash threads see large pieces, as with plain TCP.
+        let mut n = n;
+        while conn.s.is_tls() && n < want {
+            match conn.s.read(&mut buf[n..want]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(TransferError::Interrupted {
+                        have: got + n as u64,
+                        reason: describe(&e),
+                    })
+                }
+            }
+        }
         got += n as u64;
         if let Some(b) = bar {
             b.inc(n as u64);
