@@ -563,6 +563,7 @@ fn udp_opts(
         reuse_port,
         join: None,
         iface: None,
+        access: Default::default(),
     })
 }
 
@@ -1072,6 +1073,8 @@ fn bench_step() -> StepResult {
         rate: 0,
         max_conns: 1,
         progress: false,
+        tls: None,
+        host: String::new(),
     };
     let tcp = client::run(addr, &opts(Mode::Tcp, 128 * 1024)).map_err(|e| e.to_string())?;
     let udp = client::run(addr, &opts(Mode::Udp, 1400)).map_err(|e| e.to_string())?;

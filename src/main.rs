@@ -146,6 +146,8 @@ struct UdpListenCli {
     /// Interface for --join: an IPv4 address, or an IPv6 interface name or index.
     #[arg(long, value_name = "ADDR", requires = "join")]
     iface: Option<String>,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 #[derive(Subcommand)]
@@ -271,6 +273,8 @@ enum BenchCmd {
         /// Where to listen: PORT or ADDR:PORT.
         #[arg(long, short = 'l', value_name = "[ADDR:]PORT", default_value = "5301")]
         listen: BindAddr,
+        #[command(flatten)]
+        sec: ServerSecArgs,
     },
     /// Run one test against a bench server.
     Client(BenchClientCli),
@@ -324,6 +328,8 @@ struct BenchClientCli {
     /// Print a JSON document (iperf3 field names where the figure is the same).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sec: ClientSecArgs,
 }
 
 /// Parses a rate in bits per second (K/M/G are powers of 1000); 0 allowed.
@@ -833,6 +839,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 reuse_port: u.reuse_port,
                 join: u.join,
                 iface: u.iface,
+                access: u.access.list(),
             };
             let mut out = std::io::stdout().lock();
             sockit::udp::listen(&opts, &mut out)?;
@@ -1123,10 +1130,15 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench(BenchCmd::Server { listen }) => {
+        Cmd::Bench(BenchCmd::Server { listen, sec }) => {
             sockit::net::raise_nofile_limit();
             let l = sockit::net::bind_tcp(&listen, Family::Any)?;
             sockit::net::announce_listening(l.local_addr()?);
+            let security = sockit::bench::server::ServerSecurity {
+                tls: sec.tls()?,
+                handshake_timeout: sec.handshake_timeout,
+                access: sec.access.list(),
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -1140,7 +1152,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                         s2.cancel();
                     }
                 });
-                sockit::bench::server::serve(l, stop).await
+                sockit::bench::server::serve_with(l, &security, stop).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -1173,6 +1185,8 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 rate: c.rate,
                 max_conns: c.max_conns as usize,
                 progress: !c.json,
+                tls: c.sec.tls(),
+                host: host.clone(),
             };
             let report = sockit::bench::client::run(addr, &opts)?;
             let mut out = std::io::stdout().lock();

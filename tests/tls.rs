@@ -771,3 +771,72 @@ fn interop_with_socat_openssl_both_ways() {
     assert_eq!(f.stdout, b"to socat\n", "{}", f.stderr);
     s.kill();
 }
+
+#[test]
+fn udp_listen_drops_datagrams_from_refused_senders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = spawn(
+        &mut cmd(
+            tmp.path(),
+            &[
+                "udp",
+                "listen",
+                "127.0.0.1:0",
+                "--upper",
+                "--deny",
+                "127.0.0.2",
+            ],
+        ),
+        Stdio::null(),
+        None,
+    );
+    let addr = server.listening();
+    let denied = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let allowed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    allowed.set_read_timeout(Some(WAIT)).unwrap();
+    // The refused datagram goes first; the allowed one's reply proves it was handled.
+    denied.send_to(b"from the denied host", addr).unwrap();
+    allowed.send_to(b"from an allowed host", addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = allowed.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"FROM AN ALLOWED HOST");
+    denied.set_nonblocking(true).unwrap();
+    assert!(
+        denied.recv_from(&mut buf).is_err(),
+        "the denied sender got a reply"
+    );
+    server.stderr.wait_for("dropped a datagram from 127.0.0.2:");
+    server.kill();
+}
+
+#[test]
+fn bench_runs_over_tls_and_refuses_plain_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, addr, fp) = listener(
+        tmp.path(),
+        &["bench", "server", "-l", "127.0.0.1:0", "--tls"],
+    );
+    for mode in [
+        &["tcp", "-n", "64M"][..],
+        &["tcp", "-R", "-n", "64M"][..],
+        &["rr", "-t", "0.5"][..],
+    ] {
+        let mut args = vec!["bench", "client", &addr];
+        args.extend_from_slice(mode);
+        args.extend_from_slice(&["--tls", "--pin", &fp, "--json"]);
+        let f = client(tmp.path(), &args, b"");
+        assert_eq!(f.code(), 0, "{mode:?}: {}", f.stderr);
+        assert!(
+            String::from_utf8_lossy(&f.stdout).starts_with('{'),
+            "{mode:?}"
+        );
+    }
+    let f = client(
+        tmp.path(),
+        &["bench", "client", &addr, "tcp", "-n", "1M"],
+        b"",
+    );
+    assert_eq!(f.code(), 1);
+    assert!(f.stderr.contains("speaks TLS; add --tls"), "{}", f.stderr);
+    server.kill();
+}

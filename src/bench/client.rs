@@ -3,7 +3,9 @@
 //! the same).
 
 use std::io::{self, IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
+
+use crate::tls::{client_stream, ClientTlsOptions, Stream, TlsError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +26,9 @@ pub enum BenchError {
     /// The server went away or broke the protocol mid-test.
     #[error("the bench server {0}; other clients are not affected, try again")]
     Lost(String),
+    /// TLS set-up, trust or handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 fn lost(what: &str, e: &io::Error) -> BenchError {
@@ -53,6 +58,10 @@ pub struct ClientOptions {
     pub max_conns: usize,
     /// Print progress once a second on a terminal.
     pub progress: bool,
+    /// `--tls`: how to trust the server.
+    pub tls: Option<ClientTlsOptions>,
+    /// The server's name as typed, for TLS checks and known_hosts.
+    pub host: String,
 }
 
 /// One test's result, as label/value rows and a JSON object.
@@ -131,8 +140,12 @@ impl Progress {
 }
 
 /// Connects and sends the hello; returns the stream and the server's answer.
-fn open(addr: SocketAddr, hello: &Hello) -> Result<(TcpStream, String), BenchError> {
-    let s = net::connect(
+fn open(
+    addr: SocketAddr,
+    hello: &Hello,
+    o: &ClientOptions,
+) -> Result<(Stream, String), BenchError> {
+    let tcp = net::connect(
         &addr.ip().to_string(),
         addr.port(),
         &ConnectOptions {
@@ -141,12 +154,23 @@ fn open(addr: SocketAddr, hello: &Hello) -> Result<(TcpStream, String), BenchErr
             ..ConnectOptions::default()
         },
     )?;
-    let mut s = s;
+    let host = if o.host.is_empty() {
+        addr.ip().to_string()
+    } else {
+        o.host.clone()
+    };
+    let mut s = client_stream(&host, addr.port(), tcp, o.tls.as_ref())?;
     write_frame(&mut s, hello.encode().as_bytes()).map_err(|e| lost("the hello", &e))?;
-    let _ = s.set_read_timeout(Some(
+    let _ = s.tcp().set_read_timeout(Some(
         Duration::from_secs_f64(hello.secs) + Duration::from_secs(15),
     ));
-    let reply = read_frame(&mut s).map_err(|e| lost("the hello", &e))?;
+    let reply = read_frame(&mut s).map_err(|e| {
+        if e.to_string() == SPEAKS_TLS {
+            BenchError::Tls(TlsError::ServerSpeaksTls(net::show_addr(addr)))
+        } else {
+            lost("the hello", &e)
+        }
+    })?;
     if let Some(why) = reply.strip_prefix("ERR ") {
         return Err(BenchError::Refused(why.to_string()));
     }
@@ -156,15 +180,22 @@ fn open(addr: SocketAddr, hello: &Hello) -> Result<(TcpStream, String), BenchErr
     Ok((s, reply))
 }
 
-fn write_frame(s: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
+/// The marker `read_frame` uses for a TLS record where a frame should be.
+const SPEAKS_TLS: &str = "the server speaks TLS";
+
+fn write_frame(s: &mut Stream, payload: &[u8]) -> io::Result<()> {
     let mut v = (payload.len() as u32).to_be_bytes().to_vec();
     v.extend_from_slice(payload);
-    s.write_all(&v)
+    s.write_all(&v)?;
+    s.flush()
 }
 
-fn read_frame(s: &mut TcpStream) -> io::Result<String> {
+fn read_frame(s: &mut Stream) -> io::Result<String> {
     let mut h = [0u8; 4];
     s.read_exact(&mut h)?;
+    if !s.is_tls() && matches!(h, [0x15 | 0x16, 0x03, 0..=4, _]) {
+        return Err(io::Error::other(SPEAKS_TLS));
+    }
     let n = u32::from_be_bytes(h) as usize;
     if n > 4096 {
         return Err(io::Error::new(
@@ -236,7 +267,8 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         .map(|&down| {
             let h = hello(o, down);
             let c = counter.clone();
-            std::thread::spawn(move || tcp_stream(addr, &h, &c).map(|r| (down, r)))
+            let o = o.clone();
+            std::thread::spawn(move || tcp_stream(addr, &h, &c, &o).map(|r| (down, r)))
         })
         .collect();
     let mut results = Vec::new();
@@ -297,8 +329,13 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
 }
 
 /// One TCP stream: returns (bytes, seconds).
-fn tcp_stream(addr: SocketAddr, h: &Hello, counter: &AtomicU64) -> Result<(u64, f64), BenchError> {
-    let (mut s, _) = open(addr, h)?;
+fn tcp_stream(
+    addr: SocketAddr,
+    h: &Hello,
+    counter: &AtomicU64,
+    o: &ClientOptions,
+) -> Result<(u64, f64), BenchError> {
+    let (mut s, _) = open(addr, h, o)?;
     let mut buf = vec![0xa5u8; h.len];
     let started = Instant::now();
     let until = Duration::from_secs_f64(h.secs);
@@ -328,7 +365,7 @@ fn tcp_stream(addr: SocketAddr, h: &Hello, counter: &AtomicU64) -> Result<(u64, 
         sent += n as u64;
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
-    let _ = s.shutdown(std::net::Shutdown::Write);
+    s.finish();
     let result = read_frame(&mut s).map_err(|e| lost("the upload's result", &e))?;
     let bytes = field(&result, "bytes").map(|b| b as u64).unwrap_or(sent);
     let secs = field(&result, "secs").unwrap_or_else(|| started.elapsed().as_secs_f64());
@@ -344,8 +381,8 @@ fn now_ns() -> u64 {
 
 /// Opens the control connection of a UDP test and a UDP socket connected
 /// to the port the server opened for it.
-fn udp_session(addr: SocketAddr, o: &ClientOptions) -> Result<(TcpStream, UdpSocket), BenchError> {
-    let (control, reply) = open(addr, &hello(o, false))?;
+fn udp_session(addr: SocketAddr, o: &ClientOptions) -> Result<(Stream, UdpSocket), BenchError> {
+    let (control, reply) = open(addr, &hello(o, false), o)?;
     let port =
         field(&reply, "port").ok_or_else(|| BenchError::Lost("sent no UDP port".into()))? as u16;
     let bind = if addr.is_ipv4() {
@@ -463,7 +500,7 @@ fn latency(mode: &str, lat: &mut [u64], secs: f64, lost_n: u64) -> Report {
 
 /// TCP request/response, like netperf TCP_RR.
 fn rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
-    let (mut s, _) = open(addr, &hello(o, false))?;
+    let (mut s, _) = open(addr, &hello(o, false), o)?;
     let msg = vec![b'q'; o.len];
     let mut back = vec![0u8; o.len];
     let mut lat = Vec::with_capacity(100_000);
@@ -537,7 +574,7 @@ fn conns(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let mut made = 0u64;
     let progress = Progress::start(o.progress, Unit::Per("connections"));
     while started.elapsed() < half {
-        let (s, _) = open(addr, &h)?;
+        let (s, _) = open(addr, &h, o)?;
         drop(s);
         made += 1;
         progress.add(1);
@@ -548,7 +585,7 @@ fn conns(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let hold_started = Instant::now();
     let mut stopped_by = String::from("the --max-conns limit");
     while held.len() < o.max_conns {
-        match open(addr, &h) {
+        match open(addr, &h, o) {
             Ok((s, _)) => held.push(s),
             Err(e) => {
                 stopped_by = e.to_string();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,34 @@ const GRACE: Duration = Duration::from_secs(10);
 /// # Errors
 /// None today; accept errors are logged and retried.
 pub async fn serve(listener: TcpListener, stop: CancellationToken) -> std::io::Result<()> {
+    serve_with(listener, &ServerSecurity::default(), stop).await
+}
+
+/// TLS and access control for the bench server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSecurity {
+    /// `--tls`: the server configuration.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// How long a TLS handshake may take (zero: the default).
+    pub handshake_timeout: Duration,
+    /// `--allow` and `--deny`.
+    pub access: crate::access::AccessList,
+}
+
+/// [`serve`] with TLS and access control.
+///
+/// # Errors
+/// None today; accept errors are logged and retried.
+pub async fn serve_with(
+    listener: TcpListener,
+    sec: &ServerSecurity,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let deadline = if sec.handshake_timeout.is_zero() {
+        crate::tls::DEFAULT_HANDSHAKE_TIMEOUT
+    } else {
+        sec.handshake_timeout
+    };
     loop {
         let (s, peer) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -41,10 +69,26 @@ pub async fn serve(listener: TcpListener, stop: CancellationToken) -> std::io::R
                 }
             },
         };
+        if let Err(why) = sec.access.check(peer.ip()) {
+            tracing::warn!("refused {}: {why}", show_addr(peer));
+            continue;
+        }
         let _ = s.set_nodelay(true);
+        let tls = sec.tls.clone();
         tokio::spawn(async move {
             let who = show_addr(peer);
-            match client(s).await {
+            let local = match s.local_addr() {
+                Ok(a) => a,
+                Err(e) => return tracing::warn!("{who}: {}", io(e)),
+            };
+            let res = match tls {
+                None => client(s, local).await,
+                Some(t) => match crate::tls::accept_async(&t, s, peer, deadline).await {
+                    Ok(s) => client(s, local).await,
+                    Err(e) => return tracing::warn!("{e}; closed"),
+                },
+            };
+            match res {
                 Ok(Some(line)) => tracing::warn!("{who}: {line}"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("{who}: {e}"),
@@ -61,17 +105,16 @@ fn io(e: std::io::Error) -> String {
 }
 
 /// Sends one text frame.
-async fn say(
-    w: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
-    text: &str,
-) -> Res<()> {
+async fn say<W: AsyncWrite + Unpin>(w: &mut FramedWrite<W, FrameCodec>, text: &str) -> Res<()> {
     w.send(text.as_bytes()).await.map_err(|e| e.to_string())
 }
 
 /// Serves one connection; returns the log line.
-async fn client(s: TcpStream) -> Res<Option<String>> {
-    let local = s.local_addr().map_err(io)?;
-    let (r, w) = s.into_split();
+async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
+    s: S,
+    local: SocketAddr,
+) -> Res<Option<String>> {
+    let (r, w) = tokio::io::split(s);
     let mut rd = FramedRead::new(r, FrameCodec::new(MAX_CONTROL));
     let mut wr = FramedWrite::new(w, FrameCodec::new(MAX_CONTROL));
     let first = match tokio::time::timeout(HELLO_TIMEOUT, rd.next()).await {

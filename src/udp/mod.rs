@@ -126,6 +126,8 @@ pub struct ListenOptions {
     pub join: Option<IpAddr>,
     /// Interface for the group: an IPv4 address, or an IPv6 interface name or index.
     pub iface: Option<String>,
+    /// `--allow` and `--deny`: datagrams from refused senders are dropped unseen.
+    pub access: crate::access::AccessList,
 }
 
 /// What a listener saw.
@@ -309,6 +311,9 @@ pub fn serve(
     let mut summary = ListenSummary::default();
     let mut text: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut upper: Vec<Vec<u8>> = Vec::new();
+    let mut kept: Vec<usize> = Vec::new();
+    let mut dropped = 0u64;
+    let mut last_drop_log: Option<std::time::Instant> = None;
     let printing = opts.reply == Reply::None || opts.show.sender;
     // Wake up now and then, so a Ctrl-C that lands while we are busy
     // writing is still noticed even if no datagram comes after it.
@@ -338,8 +343,23 @@ pub fn serve(
         // Datagrams handled in this batch: all of them, or those before a quit word.
         let mut handled = n;
         upper.clear();
+        kept.clear();
         for i in 0..n {
             let d = rx.get(i);
+            if let Err(why) = opts.access.check(d.from.ip()) {
+                dropped += 1;
+                if last_drop_log
+                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(1))
+                {
+                    tracing::warn!(
+                        "dropped a datagram from {}: {why} ({dropped} dropped so far)",
+                        show_addr(d.from)
+                    );
+                    last_drop_log = Some(std::time::Instant::now());
+                }
+                continue;
+            }
+            kept.push(i);
             summary.datagrams += 1;
             summary.bytes += d.len as u64;
             if d.len > d.data.len() {
@@ -355,6 +375,7 @@ pub fn serve(
             if is_quit(&opts.quit, d.data) {
                 quit = true;
                 handled = i;
+                kept.pop();
                 break;
             }
             if printing {
@@ -367,16 +388,18 @@ pub fn serve(
         match opts.reply {
             Reply::None => {}
             Reply::Echo => {
-                let items: Vec<(&[u8], SocketAddr)> = (0..handled)
-                    .map(|i| (rx.get(i).data, rx.get(i).from))
+                let items: Vec<(&[u8], SocketAddr)> = kept
+                    .iter()
+                    .filter(|&&i| i < handled)
+                    .map(|&i| (rx.get(i).data, rx.get(i).from))
                     .collect();
                 send_replies(sock, &mut tx, &items);
             }
             Reply::Upper => {
                 let items: Vec<(&[u8], SocketAddr)> = upper
                     .iter()
-                    .enumerate()
-                    .map(|(i, u)| (&u[..], rx.get(i).from))
+                    .zip(kept.iter())
+                    .map(|(u, &i)| (&u[..], rx.get(i).from))
                     .collect();
                 send_replies(sock, &mut tx, &items);
             }
