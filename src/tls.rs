@@ -11,7 +11,7 @@
 //!   by that CA; `--tls-client-cert`/`--tls-client-key` present one.
 //! - Blocking handshakes with a deadline ([`accept`], [`connect`]) for the
 //!   thread-per-session commands, and the same configurations for tokio.
-//! - [`looks_like_tls`] and [`looks_like_tls_alert`] tell plain text from
+//! - [`looks_like_tls`], [`looks_like_tls_reply`] and [`looks_like_client_hello`] tell plain text from
 //!   TLS so that a mismatch gets a one-line diagnosis instead of garbage.
 
 use std::fs;

@@ -348,9 +348,7 @@ pub fn serve(
             let d = rx.get(i);
             if let Err(why) = opts.access.check(d.from.ip()) {
                 dropped += 1;
-                if last_drop_log.map_or(true, |t: std::time::Instant| {
-                    t.elapsed() >= Duration::from_secs(1)
-                }) {
+                if last_drop_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                     tracing::warn!(
                         "dropped a datagram from {}: {why} ({dropped} dropped so far)",
                         show_addr(d.from)
