@@ -1125,6 +1125,200 @@ pub fn looks_like_client_hello(first: &[u8]) -> bool {
     first.len() >= 6 && first[0] == 0x16 && first[1] == 0x03 && first[2] <= 0x04 && first[5] == 0x01
 }
 
+/// One TLS connection shared by a reading thread and a writing thread.
+///
+/// Encryption and decryption happen under `conn`'s lock, never socket I/O,
+/// so a side blocked on a full socket cannot stall the other. `send` orders
+/// whole flushes, so records reach the socket in sequence.
+struct Duplex {
+    conn: Mutex<rustls::Connection>,
+    send: Mutex<Vec<u8>>,
+    sock: TcpStream,
+}
+
+impl Duplex {
+    /// Moves every pending TLS record to the socket, in order. With `wait`
+    /// false it gives up when the writing side is busy (it will flush).
+    fn flush(&self, wait: bool) -> io::Result<()> {
+        let guard = if wait {
+            self.send
+                .lock()
+                .map_err(|_| io::Error::other("TLS state poisoned"))?
+        } else {
+            match self.send.try_lock() {
+                Ok(g) => g,
+                Err(_) => return Ok(()),
+            }
+        };
+        let mut out = guard;
+        self.drain(&mut out)?;
+        let r = (&self.sock).write_all(&out);
+        out.clear();
+        r
+    }
+
+    /// Takes the pending TLS records out of the connection.
+    fn drain(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut c = self
+            .conn
+            .lock()
+            .map_err(|_| io::Error::other("TLS state poisoned"))?;
+        while c.wants_write() {
+            c.write_tls(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The receiving half of a split TLS stream.
+pub struct TlsReader {
+    d: Arc<Duplex>,
+    buf: Vec<u8>,
+    lo: usize,
+    hi: usize,
+}
+
+/// The sending half of a split TLS stream.
+pub struct TlsWriter {
+    d: Arc<Duplex>,
+}
+
+/// Splits an established TLS stream into halves for two threads. `None`
+/// for a plain stream.
+pub fn split(stream: Stream) -> Option<(TlsReader, TlsWriter, TcpStream)> {
+    let (mut conn, sock): (rustls::Connection, TcpStream) = match stream {
+        Stream::Plain(_) => return None,
+        Stream::Client(s) => {
+            let StreamOwned { conn, sock } = *s;
+            (conn.into(), sock)
+        }
+        Stream::Server(s) => {
+            let StreamOwned { conn, sock } = *s;
+            (conn.into(), sock)
+        }
+    };
+    // The writer encrypts whatever it is given; memory stays bounded by
+    // the callers' chunk size because every write is flushed at once.
+    conn.set_buffer_limit(None);
+    let dup = sock.try_clone().ok()?;
+    let d = Arc::new(Duplex {
+        conn: Mutex::new(conn),
+        send: Mutex::new(Vec::new()),
+        sock,
+    });
+    Some((
+        TlsReader {
+            d: d.clone(),
+            buf: vec![0u8; 256 * 1024],
+            lo: 0,
+            hi: 0,
+        },
+        TlsWriter { d },
+        dup,
+    ))
+}
+
+impl Read for TlsReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut c = self
+                    .d
+                    .conn
+                    .lock()
+                    .map_err(|_| io::Error::other("TLS state poisoned"))?;
+                match c.reader().read(out) {
+                    Ok(n) => return Ok(n),
+                    // The peer closed without close_notify: end of stream.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if self.lo < self.hi {
+                    let mut rd = &self.buf[self.lo..self.hi];
+                    let n = c.read_tls(&mut rd)?;
+                    self.lo += n;
+                    let state = c.process_new_packets();
+                    let reply = c.wants_write();
+                    drop(c);
+                    if reply {
+                        // An alert or a key update answer: send it unless
+                        // the writer is mid-flush (it will carry it).
+                        let _ = self.d.flush(false);
+                    }
+                    state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    continue;
+                }
+            }
+            let n = (&self.d.sock).read(&mut self.buf)?;
+            if n == 0 {
+                let mut c = self
+                    .d
+                    .conn
+                    .lock()
+                    .map_err(|_| io::Error::other("TLS state poisoned"))?;
+                let _ = c.read_tls(&mut &[][..]);
+                let _ = c.process_new_packets();
+                return match c.reader().read(out) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    Err(e) => Err(e),
+                };
+            }
+            self.lo = 0;
+            self.hi = n;
+        }
+    }
+}
+
+impl Write for TlsWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut out = self
+            .d
+            .send
+            .lock()
+            .map_err(|_| io::Error::other("TLS state poisoned"))?;
+        let n = {
+            let mut c = self
+                .d
+                .conn
+                .lock()
+                .map_err(|_| io::Error::other("TLS state poisoned"))?;
+            let n = c.writer().write(buf)?;
+            while c.wants_write() {
+                c.write_tls(&mut *out)?;
+            }
+            n
+        };
+        let r = (&self.d.sock).write_all(&out);
+        out.clear();
+        // Keep the buffer for the next write, but not a giant one.
+        if out.capacity() > 4 << 20 {
+            *out = Vec::new();
+        }
+        r.map(|()| n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.d.flush(true)
+    }
+}
+
+impl TlsWriter {
+    /// Sends close_notify and shuts the socket's write side down.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn close(&mut self) -> io::Result<()> {
+        if let Ok(mut c) = self.d.conn.lock() {
+            c.send_close_notify();
+        }
+        self.d.flush(true)?;
+        self.d.sock.shutdown(std::net::Shutdown::Write)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

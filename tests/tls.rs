@@ -840,3 +840,49 @@ fn bench_runs_over_tls_and_refuses_plain_clients() {
     assert!(f.stderr.contains("speaks TLS; add --tls"), "{}", f.stderr);
     server.kill();
 }
+
+#[test]
+fn full_duplex_bulk_over_tls_both_ways_at_once() {
+    // Both ends send 40 MiB while receiving 40 MiB: neither side's full
+    // socket may stall its own reading (the TLS state is shared by two threads).
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.bin");
+    let b = tmp.path().join("b.bin");
+    std::fs::write(&a, random_bytes(40 << 20, 7)).unwrap();
+    std::fs::write(&b, random_bytes(40 << 20, 8)).unwrap();
+    let (got_a, got_b) = (tmp.path().join("got-a"), tmp.path().join("got-b"));
+    let server = spawn(
+        &mut cmd(tmp.path(), &["tcp", "listen", "127.0.0.1:0", "--tls"]),
+        Stdio::from(std::fs::File::open(&a).unwrap()),
+        Some(Stdio::from(std::fs::File::create(&got_b).unwrap())),
+    );
+    let addr = server.listening().to_string();
+    let fp = server.stderr.wait_for("tls: certificate SHA256:");
+    let fp = fp
+        .split_whitespace()
+        .find(|w| w.starts_with("SHA256:"))
+        .unwrap()
+        .to_string();
+    let c = spawn(
+        &mut cmd(
+            tmp.path(),
+            &[
+                "tcp",
+                "connect",
+                "127.0.0.1",
+                port_of(&addr),
+                "--tls",
+                "--pin",
+                &fp,
+            ],
+        ),
+        Stdio::from(std::fs::File::open(&b).unwrap()),
+        Some(Stdio::from(std::fs::File::create(&got_a).unwrap())),
+    );
+    let fc = c.finish();
+    let fs = server.finish();
+    assert_eq!(fc.code(), 0, "{}", fc.stderr);
+    assert_eq!(fs.code(), 0, "{}", fs.stderr);
+    assert_eq!(hash_file(&a), hash_file(&got_a));
+    assert_eq!(hash_file(&b), hash_file(&got_b));
+}

@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use crate::console::{stdin_lines, StdoutWriter};
 use crate::net::{self, announce_listening, show_addr, BindAddr, ConnectOptions, Family, NetError};
 use pipe::{Input, Link, Outcome, Output, PipeError, PipeOptions, Side};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::access::AccessList;
 use crate::tls::{self, ClientTls, ClientTlsOptions, ServerTls, TlsError};
@@ -40,98 +39,24 @@ pub enum TcpError {
     Tls(#[from] TlsError),
 }
 
-/// A runtime for one TLS session's I/O, driven from the pipe's threads.
-fn session_runtime() -> Result<tokio::runtime::Runtime, TcpError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| TcpError::Listener(net::describe(&e)))
-}
-
-/// The receiving half of an async stream, as a blocking reader for the pipe.
-struct BridgeRead<R> {
-    rt: tokio::runtime::Handle,
-    half: R,
-    idle: Option<std::time::Duration>,
-}
-
-impl<R: AsyncRead + Unpin> std::io::Read for BridgeRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let (rt, idle, half) = (&self.rt, self.idle, &mut self.half);
-        let r = rt.block_on(async move {
-            match idle {
-                Some(d) => tokio::time::timeout(d, half.read(buf))
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-                None => half.read(buf).await,
-            }
-        });
-        match r {
-            // A peer that closes without close_notify: end of stream.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
-            r => r,
-        }
-    }
-}
-
-/// The sending half of an async stream, as a blocking writer for the pipe.
-struct BridgeWrite<W> {
-    rt: tokio::runtime::Handle,
-    half: W,
-}
-
-impl<W: AsyncWrite + Unpin> std::io::Write for BridgeWrite<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let (rt, half) = (&self.rt, &mut self.half);
-        rt.block_on(half.write(buf))
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let (rt, half) = (&self.rt, &mut self.half);
-        rt.block_on(half.flush())
-    }
-}
-
-impl<W: AsyncWrite + Unpin> pipe::HalfWrite for BridgeWrite<W> {
+impl pipe::HalfWrite for tls::TlsWriter {
     fn close_write(&mut self) -> std::io::Result<()> {
-        let (rt, half) = (&self.rt, &mut self.half);
-        rt.block_on(half.shutdown())
+        self.close()
     }
 }
 
-/// Joins an async stream (TLS) to the blocking pipe.
-fn bridge<S>(
-    rt: &tokio::runtime::Runtime,
-    stream: S,
-    tcp: std::net::TcpStream,
-    idle: Option<std::time::Duration>,
-) -> pipe::Link
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (r, w) = tokio::io::split(stream);
-    pipe::Link::Split {
-        reader: Box::new(BridgeRead {
-            rt: rt.handle().clone(),
-            half: r,
-            idle,
+/// Joins an established TLS stream to the pipe.
+fn tls_link(stream: tls::Stream) -> Result<Link, TcpError> {
+    match tls::split(stream) {
+        Some((reader, writer, tcp)) => Ok(Link::Split {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            tcp,
         }),
-        writer: Box::new(BridgeWrite {
-            rt: rt.handle().clone(),
-            half: w,
-        }),
-        tcp,
+        None => Err(TcpError::Listener(
+            "the TLS stream could not be split".into(),
+        )),
     }
-}
-
-/// Hands a blocking socket to tokio, keeping a duplicate to shut down later.
-fn to_tokio(
-    stream: std::net::TcpStream,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
-    let dup = stream.try_clone()?;
-    stream.set_nonblocking(true)?;
-    Ok((tokio::net::TcpStream::from_std(stream)?, dup))
 }
 
 /// Connects to `host:port` and joins the connection to stdin and stdout.
@@ -160,19 +85,19 @@ pub fn connect(
         )?);
     };
     let cfg = ClientTls::new(host, port, t)?;
-    let rt = session_runtime()?;
-    let io = |e: std::io::Error| TcpError::Listener(net::describe(&e));
-    let (sock, dup) = rt.block_on(async { to_tokio(stream) }).map_err(io)?;
-    let s = rt.block_on(tls::connect_async(&cfg, sock, t.deadline()))?;
-    tracing::info!(
-        "TLS with {}: {}",
-        cfg.peer(),
-        tls::describe_cipher(s.get_ref().1)
-    );
-    let link = bridge(&rt, s, dup, popts.idle_timeout);
-    let r = pipe::run(link, Input::Stdin, Output::Stdout, popts);
-    rt.shutdown_background();
-    Ok(r?)
+    let s = tls::connect(&cfg, stream, t.deadline())?;
+    if let Some(c) = s.cipher() {
+        tracing::info!("TLS with {}: {c}", cfg.peer());
+    }
+    if let Some(d) = popts.idle_timeout {
+        let _ = s.tcp().set_read_timeout(Some(d));
+    }
+    Ok(pipe::run(
+        tls_link(s)?,
+        Input::Stdin,
+        Output::Stdout,
+        popts,
+    )?)
 }
 
 /// What `tcp listen` should do.
@@ -284,26 +209,25 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
                 &popts,
             )?);
         };
-        let rt = session_runtime()?;
-        let io = |e: std::io::Error| TcpError::Listener(net::describe(&e));
-        let (sock, dup) = rt.block_on(async { to_tokio(stream) }).map_err(io)?;
-        match rt.block_on(tls::accept_async(t, sock, peer, opts.handshake_timeout)) {
+        match tls::accept(t, stream, peer, opts.handshake_timeout) {
             Ok(s) => {
                 drop(listener);
                 tracing::info!(
                     "TLS connection from {}: {}",
                     show_addr(peer),
-                    tls::describe_cipher(s.get_ref().1)
+                    s.cipher().unwrap_or_default()
                 );
-                let link = bridge(&rt, s, dup, opts.pipe.idle_timeout);
-                let r = pipe::run(link, Input::Stdin, Output::Stdout, &opts.pipe);
-                rt.shutdown_background();
-                return Ok(r?);
+                if let Some(d) = opts.pipe.idle_timeout {
+                    let _ = s.tcp().set_read_timeout(Some(d));
+                }
+                return Ok(pipe::run(
+                    tls_link(s)?,
+                    Input::Stdin,
+                    Output::Stdout,
+                    &opts.pipe,
+                )?);
             }
-            Err(e) => {
-                tracing::warn!("{e}; waiting for the next peer");
-                rt.shutdown_background();
-            }
+            Err(e) => tracing::warn!("{e}; waiting for the next peer"),
         }
     }
 }
