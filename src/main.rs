@@ -937,10 +937,15 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     sockit::net::describe(&e)
                 )
             })?;
+            // Bad certificate files fail before anything is bound.
+            let tls = c.sec.tls_config()?;
             sockit::net::raise_nofile_limit();
             let listener = sockit::net::bind_tcp(&c.listen, Family::from_flags(c.v4, c.v6))?;
             let local = listener.local_addr()?;
             sockit::net::announce_listening(local);
+            if let Some(t) = &tls {
+                eprintln!("{}", t.banner);
+            }
             tracing::warn!("serving {} read-only", root.path().display());
             sockit::transfer::server::serve(
                 listener,
@@ -949,7 +954,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     max_conns: c.max_conns as usize,
                     idle_timeout: c.idle_timeout,
                     max_rate: c.max_rate,
-                    tls: c.sec.tls()?,
+                    tls,
                     handshake_timeout: c.sec.handshake_timeout,
                     access: c.sec.access.list(),
                 },

@@ -147,6 +147,16 @@ fn ensure_dir(dir: &Path) -> Result<(), TlsError> {
         })
 }
 
+/// A PEM reading error in words.
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::Io(io) => describe(io),
+        E::NoItemsFound => "no PEM block of the right kind in it".into(),
+        other => format!("not valid PEM: {other}"),
+    }
+}
+
 /// Reads every certificate in a PEM file.
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |why: String| {
@@ -156,9 +166,9 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         ))
     };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| bad(pem_problem(&e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(pem_problem(&e)))?;
     if certs.is_empty() {
         return Err(bad("no CERTIFICATE block in it".into()));
     }
@@ -169,8 +179,9 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
         TlsError::Config(format!(
-            "could not read a private key from {} ({e})",
-            path.display()
+            "could not read a private key from {} ({})",
+            path.display(),
+            pem_problem(&e)
         ))
     })
 }
