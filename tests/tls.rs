@@ -886,3 +886,113 @@ fn full_duplex_bulk_over_tls_both_ways_at_once() {
     assert_eq!(hash_file(&a), hash_file(&got_a));
     assert_eq!(hash_file(&b), hash_file(&got_b));
 }
+
+#[test]
+fn on_a_terminal_trust_on_first_use_asks_first() {
+    if !have_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("f.txt"), b"asked\n").unwrap();
+    let (server, addr, fp) = listener(
+        &tmp.path().join("srv"),
+        &[
+            "serve",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+        ],
+    );
+    let cfg = tmp.path().join("cli");
+    let bin = bin();
+    let dl = tmp.path().join("dl");
+    std::fs::create_dir_all(&dl).unwrap();
+    let run = |answer: &str| {
+        let out = Command::new("python3")
+            .arg(peer_script("tty_answer.py"))
+            .args([
+                answer,
+                "[y/N]",
+                bin.to_str().unwrap(),
+                "get",
+                &addr,
+                "f.txt",
+                "-d",
+                dl.to_str().unwrap(),
+                "--tls",
+            ])
+            .env("XDG_CONFIG_HOME", &cfg)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // "no": refused, nothing recorded or written.
+    let shown = run("n");
+    assert!(
+        shown.contains(&fp) && shown.contains("Trust it and remember it?"),
+        "{shown}"
+    );
+    assert!(shown.trim_end().ends_with("EXIT 1"), "{shown}");
+    assert!(!cfg.join("sockit/known_hosts").exists() && !dl.join("f.txt").exists());
+    // "yes": recorded and downloaded.
+    let shown = run("y");
+    assert!(shown.trim_end().ends_with("EXIT 0"), "{shown}");
+    assert!(std::fs::read_to_string(cfg.join("sockit/known_hosts"))
+        .unwrap()
+        .contains(&fp));
+    assert_eq!(std::fs::read(dl.join("f.txt")).unwrap(), b"asked\n");
+    server.kill();
+}
+
+#[test]
+fn idle_timeouts_and_max_conns_hold_under_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, addr, fp) = listener(
+        tmp.path(),
+        &[
+            "-v",
+            "tcp",
+            "listen",
+            "127.0.0.1:0",
+            "--echo",
+            "--tls",
+            "--idle-timeout",
+            "1",
+            "--max-conns",
+            "1",
+        ],
+    );
+    let port = port_of(&addr);
+    // A TLS client that says nothing after the handshake is closed after 1 s.
+    let started = Instant::now();
+    let quiet = spawn(
+        &mut cmd(
+            tmp.path(),
+            &["tcp", "connect", "127.0.0.1", port, "--tls", "--pin", &fp],
+        ),
+        Stdio::piped(),
+        None,
+    );
+    server.stderr.wait_for("TLS connection from");
+    // While it holds the only slot, another peer is refused.
+    let f = client(
+        tmp.path(),
+        &["tcp", "connect", "127.0.0.1", port, "--tls", "--pin", &fp],
+        b"x\n",
+    );
+    assert!(f.stdout.is_empty(), "{}", f.stderr);
+    server.stderr.wait_for("--max-conns");
+    server.stderr.wait_for("idle for 1 s");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // Its session ended cleanly: the server's close arrived as end of stream.
+    let f = quiet.finish();
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    server.kill();
+}
