@@ -276,9 +276,16 @@ fn make_identity(path: &Path) -> Result<(), TlsError> {
             names.push(h);
         }
     }
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Config(format!("could not make a TLS identity ({e})")))?;
-    let pem = format!("{}{}", ck.signing_key.serialize_pem(), ck.cert.pem());
+    let fail = |e: rcgen::Error| TlsError::Config(format!("could not make a TLS identity ({e})"));
+    let mut params = rcgen::CertificateParams::new(names.clone()).map_err(fail)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("sockit self-signed identity for {}", names.join(", ")),
+    );
+    let key = rcgen::KeyPair::generate().map_err(fail)?;
+    let cert = params.self_signed(&key).map_err(fail)?;
+    let pem = format!("{}{}", key.serialize_pem(), cert.pem());
     let tmp = path.with_extension(format!("pem.{}.tmp", std::process::id()));
     let write = || -> io::Result<()> {
         let mut f = fs::OpenOptions::new()
@@ -495,6 +502,49 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// Checks the dates (and self-signature) of a certificate meant for
+    /// trust on first use, by making it its own trust anchor. Its names are
+    /// not checked: first use trusts the key for the `host:port` typed.
+    fn self_signed_problem(&self, ee: &CertificateDer<'_>, now: UnixTime) -> Option<String> {
+        let mut roots = RootCertStore::empty();
+        roots.add(ee.clone().into_owned()).ok()?;
+        let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .ok()?;
+        let name = ServerName::try_from("sockit.invalid").ok()?;
+        match v.verify_server_cert(ee, &[], &name, &[], now) {
+            Err(rustls::Error::InvalidCertificate(
+                e @ (CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. }
+                | CertificateError::BadSignature),
+            )) => Some(cert_problem(&e)),
+            _ => None,
+        }
+    }
+
+    /// Trust on first use, after the certificate's own dates are checked.
+    fn first_use(
+        &self,
+        ee: &CertificateDer<'_>,
+        now: UnixTime,
+        known: &Path,
+        tofu: bool,
+        fp: &str,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(p) = self.self_signed_problem(ee, now) {
+            return Err(self.refuse(format!(
+                "the self-signed certificate of {} was refused: {p}; nothing was sent",
+                self.key
+            )));
+        }
+        self.trust_on_first_use(known, tofu, fp)
+            .map(|()| ServerCertVerified::assertion())
+    }
+}
+
 impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
@@ -524,17 +574,14 @@ impl ServerCertVerifier for Verifier {
                 tofu,
             } => {
                 let Some(w) = webpki else {
-                    return self
-                        .trust_on_first_use(known_hosts, *tofu, &fp)
-                        .map(|()| ServerCertVerified::assertion());
+                    return self.first_use(end_entity, now, known_hosts, *tofu, &fp);
                 };
                 match w.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                     Ok(v) => Ok(v),
                     Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
                         if intermediates.is_empty() =>
                     {
-                        self.trust_on_first_use(known_hosts, *tofu, &fp)
-                            .map(|()| ServerCertVerified::assertion())
+                        self.first_use(end_entity, now, known_hosts, *tofu, &fp)
                     }
                     Err(rustls::Error::InvalidCertificate(e)) => Err(self.refuse(format!(
                         "the certificate of {} was refused: {}; nothing was sent",
@@ -1393,5 +1440,82 @@ mod tests {
             Some((2, "SHA256:11".into()))
         );
         assert_eq!(known_host(&p, "a:2").unwrap(), None);
+    }
+
+    /// A self-signed certificate for localhost, optionally long expired.
+    fn self_signed(expired: bool) -> CertificateDer<'static> {
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().clone()
+    }
+
+    /// The trust-on-first-use verifier as on a machine with system roots.
+    fn tofu_verifier(known: &Path) -> Verifier {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "a system root");
+        let ca = ca
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        Verifier {
+            policy: Policy::Verify {
+                webpki: Some(
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .unwrap(),
+                ),
+                known_hosts: known.to_path_buf(),
+                tofu: true,
+            },
+            provider: provider(),
+            key: "127.0.0.1:1".into(),
+            verdict: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn check(v: &Verifier, cert: &CertificateDer<'_>) -> Result<(), String> {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        v.verify_server_cert(cert, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|_| v.verdict.lock().unwrap().take().unwrap_or_default())
+    }
+
+    #[test]
+    fn first_use_records_then_only_that_certificate_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = tofu_verifier(&dir.path().join("known_hosts"));
+        let (a, b) = (self_signed(false), self_signed(false));
+        assert_eq!(check(&v, &a), Ok(()));
+        assert_eq!(check(&v, &a), Ok(()));
+        let err = check(&v, &b).unwrap_err();
+        assert!(
+            err.contains("CHANGED") && err.contains(&fingerprint(&b)),
+            "{err}"
+        );
+        // An expired self-signed certificate is refused before first use.
+        let dir = tempfile::tempdir().unwrap();
+        let v = tofu_verifier(&dir.path().join("known_hosts"));
+        let err = check(&v, &self_signed(true)).unwrap_err();
+        assert!(err.contains("expired"), "{err}");
+        // The same on a machine with no system roots at all.
+        let v = Verifier {
+            policy: Policy::Verify {
+                webpki: None,
+                known_hosts: dir.path().join("known_hosts"),
+                tofu: true,
+            },
+            ..tofu_verifier(&dir.path().join("known_hosts"))
+        };
+        let err = check(&v, &self_signed(true)).unwrap_err();
+        assert!(err.contains("expired"), "{err}");
+        assert!(!dir.path().join("known_hosts").exists());
+        assert_eq!(check(&v, &self_signed(false)), Ok(()));
     }
 }
