@@ -183,6 +183,38 @@ pub struct OpenPort {
     pub service: Option<String>,
 }
 
+impl OpenPort {
+    /// One text line, like nmap's: `22/tcp open ssh`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}/tcp open {}",
+            self.port,
+            self.service.as_deref().unwrap_or("-")
+        )
+    }
+
+    /// The port as a JSON object.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"port\":{},\"service\":{}}}",
+            self.port,
+            self.service
+                .as_deref()
+                .map(crate::report::json_str)
+                .unwrap_or_else(|| "null".into())
+        )
+    }
+}
+
+/// A whole scan as one JSON object.
+pub fn scan_json(ip: IpAddr, scanned: usize, secs: f64, open: &[OpenPort]) -> String {
+    format!(
+        "{{\"host\":{},\"scanned\":{scanned},\"secs\":{secs:.3},\"open\":{}}}",
+        crate::report::json_str(&ip.to_string()),
+        crate::report::json_array(open.iter().map(OpenPort::json))
+    )
+}
+
 /// Connect-scans `ports` on `ip`, at most `concurrency` at once.
 pub async fn scan(
     ip: IpAddr,

@@ -18,6 +18,7 @@
 //! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |
 //! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |
 //! | [`bench`](mod@bench) | `bench server` / `bench client`: [`bench::proto`] (versioned hello, pure), tcp, udp, rr, udp-rr, conns |
+//! | [`report`] | JSON text for the `--json` flags (pure, no I/O) |
 //! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
 //!
 //! The binary (`src/main.rs`) only parses arguments, calls into this
@@ -34,6 +35,7 @@ pub mod diag;
 pub mod frame;
 pub mod lookup;
 pub mod net;
+pub mod report;
 pub mod tcp;
 pub mod text;
 pub mod tls;

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use sockit::frame::DEFAULT_MAX_FRAME;
 use sockit::net::{parse_port, BindAddr, ConnectOptions, Family};
+use sockit::report::json_str;
 use sockit::tcp::pipe::{Outcome, PipeOptions};
 use sockit::tcp::server::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
 use sockit::text::{Encoding, TextOptions, MAX_LINE};
@@ -484,22 +485,6 @@ fn transfer_connect(v4: bool, v6: bool) -> ConnectOptions {
         bind: None,
         nodelay: true,
     }
-}
-
-/// Escapes a string for JSON output.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Options that change how text is cut and converted.
@@ -1006,24 +991,10 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 results = sockit::transfer::client::get(&host, port, &c.names, &opts, &mut report)?;
             }
             if json {
-                let items: Vec<String> = results
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{{\"path\":{},\"bytes\":{},\"transferred\":{},\"secs\":{:.3},\"result\":\"{}\"}}",
-                            json_str(&f.path.display().to_string()),
-                            f.bytes,
-                            f.transferred,
-                            f.secs,
-                            match f.outcome {
-                                sockit::transfer::client::Outcome::Verified { .. } => "verified",
-                                sockit::transfer::client::Outcome::AlreadyThere => "already-there",
-                                sockit::transfer::client::Outcome::Unverified => "unverified",
-                            }
-                        )
-                    })
-                    .collect();
-                println!("[{}]", items.join(","));
+                println!(
+                    "{}",
+                    sockit::report::json_array(results.iter().map(|f| f.json()))
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1034,32 +1005,14 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 sockit::transfer::client::ls(&host, port, &c.path, &copts, c.sec.tls().as_ref())?;
             let mut out = std::io::stdout().lock();
             if c.json {
-                let items: Vec<String> = entries
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{{\"name\":{},\"type\":\"{}\",\"size\":{}}}",
-                            json_str(&e.name),
-                            if e.kind == sockit::transfer::proto::EntryKind::Dir {
-                                "dir"
-                            } else {
-                                "file"
-                            },
-                            e.size
-                        )
-                    })
-                    .collect();
-                let _ = writeln!(out, "[{}]", items.join(","));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    sockit::report::json_array(entries.iter().map(|e| e.json()))
+                );
             } else {
                 for e in &entries {
-                    let _ = match e.kind {
-                        sockit::transfer::proto::EntryKind::Dir => {
-                            writeln!(out, "dir  {:>14}  {}/", "-", e.name)
-                        }
-                        sockit::transfer::proto::EntryKind::File => {
-                            writeln!(out, "file {:>14}  {}", e.size, e.name)
-                        }
-                    };
+                    let _ = writeln!(out, "{}", e.line());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -1098,34 +1051,14 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             let secs = started.elapsed().as_secs_f64();
             let mut out = std::io::stdout().lock();
             if c.json {
-                let items: Vec<String> = open
-                    .iter()
-                    .map(|o| {
-                        format!(
-                            "{{\"port\":{},\"service\":{}}}",
-                            o.port,
-                            o.service
-                                .as_deref()
-                                .map(json_str)
-                                .unwrap_or_else(|| "null".into())
-                        )
-                    })
-                    .collect();
                 let _ = writeln!(
                     out,
-                    "{{\"host\":{},\"scanned\":{},\"secs\":{secs:.3},\"open\":[{}]}}",
-                    json_str(&ip.to_string()),
-                    ports.len(),
-                    items.join(",")
+                    "{}",
+                    sockit::diag::scan_json(ip, ports.len(), secs, &open)
                 );
             } else {
                 for o in &open {
-                    let _ = writeln!(
-                        out,
-                        "{}/tcp open {}",
-                        o.port,
-                        o.service.as_deref().unwrap_or("-")
-                    );
+                    let _ = writeln!(out, "{}", o.line());
                 }
                 tracing::warn!(
                     "{} open of {} scanned on {ip} in {secs:.2} s",

@@ -49,6 +49,24 @@ pub struct GetOptions {
     pub tls: Option<ClientTlsOptions>,
 }
 
+impl Fetched {
+    /// The result as a JSON object.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"path\":{},\"bytes\":{},\"transferred\":{},\"secs\":{:.3},\"result\":\"{}\"}}",
+            crate::report::json_str(&self.path.display().to_string()),
+            self.bytes,
+            self.transferred,
+            self.secs,
+            match self.outcome {
+                Outcome::Verified { .. } => "verified",
+                Outcome::AlreadyThere => "already-there",
+                Outcome::Unverified => "unverified",
+            }
+        )
+    }
+}
+
 /// How one file ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -693,6 +711,30 @@ pub struct Entry {
     pub size: u64,
     /// The name.
     pub name: String,
+}
+
+impl Entry {
+    /// One `ls` line: type, size, name (directories end in `/`).
+    pub fn line(&self) -> String {
+        match self.kind {
+            EntryKind::Dir => format!("dir  {:>14}  {}/", "-", self.name),
+            EntryKind::File => format!("file {:>14}  {}", self.size, self.name),
+        }
+    }
+
+    /// The entry as a JSON object.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"name\":{},\"type\":\"{}\",\"size\":{}}}",
+            crate::report::json_str(&self.name),
+            if self.kind == EntryKind::Dir {
+                "dir"
+            } else {
+                "file"
+            },
+            self.size
+        )
+    }
 }
 
 /// Lists `path` on the server.
