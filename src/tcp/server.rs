@@ -206,25 +206,12 @@ pub async fn serve(
                     tracing::info!("connection from {peer_s}");
                     handle_peer(&shared, stream, peer).await
                 }
-                Some(tls) => {
-                    let hs = tokio::select! {
-                        _ = shared.shutdown.cancelled() => return,
-                        r = crate::tls::accept_async(tls, stream, peer, shared.opts.handshake_timeout) => r,
-                    };
-                    match hs {
-                        Ok(s) => {
-                            tracing::info!(
-                                "TLS connection from {peer_s}: {}",
-                                crate::tls::describe_cipher(s.get_ref().1)
-                            );
-                            handle_tls_peer(&shared, s, peer).await
-                        }
-                        Err(e) => {
-                            tracing::warn!("{e}; closed");
-                            return;
-                        }
-                    }
-                }
+                // Boxed, so a plain peer's task does not carry the size of
+                // a TLS session (the 15,000-connection figure depends on it).
+                Some(tls) => match Box::pin(tls_session(&shared, tls, stream, peer)).await {
+                    Some(r) => r,
+                    None => return,
+                },
             };
             match res {
                 Ok(()) => tracing::info!("{peer_s} disconnected"),
@@ -274,6 +261,34 @@ async fn handle_peer(
         Mode::Hub | Mode::Chat => {
             let (rd, wr) = stream.into_split();
             room::peer(shared.clone(), PeerReader::Plain(rd), wr, peer).await
+        }
+    }
+}
+
+/// Handshake, then [`handle_tls_peer`]. `None` when there is nothing more
+/// to log (the handshake failed and was logged, or the server stopped).
+async fn tls_session(
+    shared: &Arc<Shared>,
+    tls: &ServerTls,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<Result<(), PeerError>> {
+    let hs = tokio::select! {
+        _ = shared.shutdown.cancelled() => return None,
+        r = crate::tls::accept_async(tls, stream, peer, shared.opts.handshake_timeout) => r,
+    };
+    match hs {
+        Ok(s) => {
+            tracing::info!(
+                "TLS connection from {}: {}",
+                show_addr(peer),
+                crate::tls::describe_cipher(s.get_ref().1)
+            );
+            Some(handle_tls_peer(shared, s, peer).await)
+        }
+        Err(e) => {
+            tracing::warn!("{e}; closed");
+            None
         }
     }
 }
