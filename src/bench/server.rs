@@ -83,10 +83,22 @@ pub async fn serve_with(
             };
             let res = match tls {
                 None => client(s, local).await,
-                Some(t) => match crate::tls::accept_async(&t, s, peer, deadline).await {
-                    Ok(s) => client(s, local).await,
-                    Err(e) => return tracing::warn!("{e}; closed"),
-                },
+                // Boxed: plain clients' tasks stay small (conns holds thousands).
+                Some(t) => {
+                    let session = async move {
+                        match crate::tls::accept_async(&t, s, peer, deadline).await {
+                            Ok(s) => Some(client(s, local).await),
+                            Err(e) => {
+                                tracing::warn!("{e}; closed");
+                                None
+                            }
+                        }
+                    };
+                    match Box::pin(session).await {
+                        Some(r) => r,
+                        None => return,
+                    }
+                }
             };
             match res {
                 Ok(Some(line)) => tracing::warn!("{who}: {line}"),
