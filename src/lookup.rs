@@ -7,6 +7,8 @@
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+
+use crate::report::{json_array, json_str};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -220,6 +222,42 @@ pub struct Answer {
     pub ttl: u32,
     /// The data as text (`10 mail.example.`, `192.0.2.1`, ...).
     pub data: String,
+}
+
+impl Answer {
+    /// One line, dig-style: type, TTL, data, tab-separated.
+    pub fn line(&self) -> String {
+        format!("{}\t{}\t{}", self.rtype, self.ttl, self.data)
+    }
+
+    /// The answer as a JSON object.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"type\":{},\"ttl\":{},\"data\":{}}}",
+            json_str(&self.rtype),
+            self.ttl,
+            json_str(&self.data)
+        )
+    }
+}
+
+/// A system-resolver lookup as one JSON object.
+pub fn host_json(name: &str, addrs: &[String]) -> String {
+    format!(
+        "{{\"name\":{},\"source\":\"system\",\"addresses\":{}}}",
+        json_str(name),
+        json_array(addrs.iter().map(|a| json_str(a)))
+    )
+}
+
+/// A direct DNS lookup as one JSON object.
+pub fn dns_json(name: &str, server: SocketAddr, answers: &[Answer]) -> String {
+    format!(
+        "{{\"name\":{},\"server\":{},\"answers\":{}}}",
+        json_str(name),
+        json_str(&server.to_string()),
+        json_array(answers.iter().map(Answer::json))
+    )
 }
 
 /// Parses a `--type` value.

@@ -1178,13 +1178,7 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
             let Some(server) = &h.dns else {
                 let addrs = system()?;
                 if h.json {
-                    let items: Vec<String> = addrs.iter().map(|a| json_str(a)).collect();
-                    writeln!(
-                        out,
-                        "{{\"name\":{},\"source\":\"system\",\"addresses\":[{}]}}",
-                        json_str(&h.name),
-                        items.join(",")
-                    )?;
+                    writeln!(out, "{}", lookup::host_json(&h.name, &addrs))?;
                 } else {
                     for a in addrs {
                         writeln!(out, "{a}")?;
@@ -1220,27 +1214,10 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
             }
             let answers = result?;
             if h.json {
-                let items: Vec<String> = answers
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{{\"type\":{},\"ttl\":{},\"data\":{}}}",
-                            json_str(&a.rtype),
-                            a.ttl,
-                            json_str(&a.data)
-                        )
-                    })
-                    .collect();
-                writeln!(
-                    out,
-                    "{{\"name\":{},\"server\":{},\"answers\":[{}]}}",
-                    json_str(&h.name),
-                    json_str(&server.to_string()),
-                    items.join(",")
-                )?;
+                writeln!(out, "{}", lookup::dns_json(&h.name, server, &answers))?;
             } else {
                 for a in &answers {
-                    writeln!(out, "{}\t{}\t{}", a.rtype, a.ttl, a.data)?;
+                    writeln!(out, "{}", a.line())?;
                 }
             }
             if answers.is_empty() {
