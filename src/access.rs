@@ -18,7 +18,7 @@ pub struct Cidr {
 
 /// Why a CIDR did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not an address or a network like 10.0.0.0/8 or fd00::/8")]
+#[error("'{0}' is not an address or a network like 127.0.0.0/8 or ::1/128")]
 pub struct CidrError(pub String);
 
 impl FromStr for Cidr {
@@ -158,32 +158,29 @@ mod tests {
     #[test]
     fn parses_networks_and_hosts() {
         assert_eq!(
-            "10.0.0.0/8".parse::<Cidr>().unwrap().to_string(),
-            "10.0.0.0/8"
+            "127.0.0.0/8".parse::<Cidr>().unwrap().to_string(),
+            "127.0.0.0/8"
         );
         assert_eq!(
             "127.0.0.2".parse::<Cidr>().unwrap().to_string(),
             "127.0.0.2/32"
         );
         assert_eq!("::1".parse::<Cidr>().unwrap().to_string(), "::1/128");
+        assert_eq!("[::]/127".parse::<Cidr>().unwrap().to_string(), "::/127");
         assert_eq!(
-            "[fd00::]/8".parse::<Cidr>().unwrap().to_string(),
-            "fd00::/8"
-        );
-        assert_eq!(
-            "::ffff:10.1.2.3/32".parse::<Cidr>().unwrap().to_string(),
-            "10.1.2.3/32"
+            "::ffff:127.1.2.3/32".parse::<Cidr>().unwrap().to_string(),
+            "127.1.2.3/32"
         );
         for bad in [
             "",
-            "10.0.0.0/33",
+            "127.0.0.0/33",
             "::/129",
-            "10.0.0.0/",
-            "10.0.0.0/-1",
+            "127.0.0.0/",
+            "127.0.0.0/-1",
             "x/8",
-            "10.0.0.0/8/8",
+            "127.0.0.0/8/8",
             "/8",
-            "10.0.0.0/+8",
+            "127.0.0.0/+8",
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad} parsed");
         }
@@ -191,15 +188,15 @@ mod tests {
 
     #[test]
     fn matches_by_prefix() {
-        let c: Cidr = "192.168.16.0/20".parse().unwrap();
-        assert!(c.contains(ip("192.168.31.255")));
-        assert!(!c.contains(ip("192.168.32.0")));
-        assert!(c.contains(ip("::ffff:192.168.16.1")));
-        assert!(!c.contains(ip("fe80::1")));
+        let c: Cidr = "127.168.16.0/20".parse().unwrap();
+        assert!(c.contains(ip("127.168.31.255")));
+        assert!(!c.contains(ip("127.168.32.0")));
+        assert!(c.contains(ip("::ffff:127.168.16.1")));
+        assert!(!c.contains(ip("::1")));
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains(ip("8.8.8.8")));
-        let v6: Cidr = "fd00::/8".parse().unwrap();
-        assert!(v6.contains(ip("fdab::1")) && !v6.contains(ip("fe00::1")));
+        assert!(all.contains(ip("127.8.8.8")));
+        let v6: Cidr = "::/127".parse().unwrap();
+        assert!(v6.contains(ip("::1")) && v6.contains(ip("::")) && !v6.contains(ip("::2")));
     }
 
     #[test]

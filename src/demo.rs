@@ -754,15 +754,45 @@ fn flaky_proxy(to: SocketAddr, cut_after: usize) -> Result<SocketAddr, String> {
 /// Step 9: serve a directory, download verified, survive a network drop,
 /// resume, and refuse a path-traversal attempt.
 fn transfer_step() -> StepResult {
-    let tmp = std::env::temp_dir().join(format!("sockit-demo-{}", std::process::id()));
-    let res = transfer_tour(&tmp);
+    in_scratch("transfer", transfer_tour)
+}
+
+/// Runs `tour` in a fresh scratch directory and removes it afterwards.
+fn in_scratch(name: &str, tour: fn(&std::path::Path) -> StepResult) -> StepResult {
+    let tmp = std::env::temp_dir().join(format!("sockit-demo-{name}-{}", std::process::id()));
+    let res = tour(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     res
 }
 
+/// Starts `sockit serve` on `dir` (loopback, in a thread); returns its address.
+fn serve_dir(
+    dir: &std::path::Path,
+    tls: Option<crate::tls::ServerTls>,
+) -> Result<SocketAddr, String> {
+    use crate::transfer::{paths::Root, server as fserver};
+    let (listener, addr) = loopback_listener()?;
+    let root = Root::new(dir, false).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let _ = fserver::serve(
+            listener,
+            fserver::ServeOptions {
+                root,
+                max_conns: 16,
+                idle_timeout: Duration::from_secs(10),
+                max_rate: None,
+                tls,
+                handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+                access: Default::default(),
+            },
+        );
+    });
+    Ok(addr)
+}
+
 /// The body of step 9, in a scratch directory.
 fn transfer_tour(tmp: &std::path::Path) -> StepResult {
-    use crate::transfer::{client, paths::Root, server as fserver, TransferError};
+    use crate::transfer::{client, TransferError};
     let srv = tmp.join("served");
     let dl = tmp.join("downloads");
     std::fs::create_dir_all(&srv).map_err(|e| e.to_string())?;
@@ -778,22 +808,7 @@ fn transfer_tour(tmp: &std::path::Path) -> StepResult {
     std::fs::write(srv.join("report.bin"), &data).map_err(|e| e.to_string())?;
     std::fs::write(tmp.join("secret.txt"), b"outside the served directory\n")
         .map_err(|e| e.to_string())?;
-    let (listener, addr) = loopback_listener()?;
-    let root = Root::new(&srv, false).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        let _ = fserver::serve(
-            listener,
-            fserver::ServeOptions {
-                root,
-                max_conns: 16,
-                idle_timeout: Duration::from_secs(10),
-                max_rate: None,
-                tls: None,
-                handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
-                access: Default::default(),
-            },
-        );
-    });
+    let addr = serve_dir(&srv, None)?;
     let mut log = vec![format!(
         "`sockit serve` on {addr} serves a scratch directory, read-only"
     )];
@@ -885,17 +900,14 @@ fn switch_proxy(to: Arc<Mutex<SocketAddr>>) -> Result<SocketAddr, String> {
 /// Step 10: a TLS download trusted on first use, then the server's
 /// identity changes and the client refuses to send anything.
 fn tls_step() -> StepResult {
-    let tmp = std::env::temp_dir().join(format!("sockit-demo-tls-{}", std::process::id()));
-    let res = tls_tour(&tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
-    res
+    in_scratch("tls", tls_tour)
 }
 
 /// The body of step 10, in a scratch directory (its own identities and
 /// known_hosts: the user's are never touched).
 fn tls_tour(tmp: &std::path::Path) -> StepResult {
     use crate::tls::{ClientTlsOptions, ServerTls, ServerTlsOptions, TlsError};
-    use crate::transfer::{client, paths::Root, server as fserver, TransferError};
+    use crate::transfer::{client, TransferError};
     let srv = tmp.join("served");
     let dl = tmp.join("downloads");
     std::fs::create_dir_all(&srv).map_err(|e| e.to_string())?;
@@ -908,23 +920,7 @@ fn tls_tour(tmp: &std::path::Path) -> StepResult {
         })
         .map_err(|e| e.to_string())?;
         let fp = tls.fingerprint.clone();
-        let (listener, addr) = loopback_listener()?;
-        let root = Root::new(&srv, false).map_err(|e| e.to_string())?;
-        std::thread::spawn(move || {
-            let _ = fserver::serve(
-                listener,
-                fserver::ServeOptions {
-                    root,
-                    max_conns: 16,
-                    idle_timeout: Duration::from_secs(10),
-                    max_rate: None,
-                    tls: Some(tls),
-                    handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
-                    access: Default::default(),
-                },
-            );
-        });
-        Ok((addr, fp))
+        Ok((serve_dir(&srv, Some(tls))?, fp))
     };
     let (first, fp1) = start("identity-a")?;
     let target = Arc::new(Mutex::new(first));

@@ -614,7 +614,7 @@ struct ServerSecArgs {
 /// `--allow` and `--deny`.
 #[derive(Args, Clone)]
 struct AccessArgs {
-    /// Accept peers only from this network or address (repeatable), e.g. 10.0.0.0/8.
+    /// Accept peers only from this network or address (repeatable), e.g. 127.0.0.0/8.
     #[arg(long, value_name = "CIDR")]
     allow: Vec<sockit::access::Cidr>,
     /// Refuse peers from this network or address (repeatable); wins over --allow.

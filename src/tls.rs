@@ -852,6 +852,11 @@ impl ClientTls {
     }
 }
 
+/// The rustls error inside an I/O error from a handshake, if any.
+fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}
+
 /// Maps a handshake I/O error to a [`TlsError`].
 pub fn handshake_error(peer: &str, e: &io::Error) -> TlsError {
     let not_tls = matches!(
@@ -859,19 +864,16 @@ pub fn handshake_error(peer: &str, e: &io::Error) -> TlsError {
         io::ErrorKind::UnexpectedEof
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
-    ) || e
-        .get_ref()
-        .and_then(|i| i.downcast_ref::<rustls::Error>())
-        .is_some_and(|r| {
-            matches!(
-                r,
-                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }
-            )
-        });
+    ) || rustls_error(e).is_some_and(|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }
+        )
+    });
     if not_tls {
         return TlsError::PeerNotTls(peer.to_string());
     }
-    let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+    let reason = match rustls_error(e) {
         Some(rustls::Error::AlertReceived(a)) => {
             let a = format!("{a:?}");
             if a.contains("Certificate") {
@@ -1081,7 +1083,7 @@ pub async fn accept_async(
 
 /// A failed server-side handshake in words.
 fn server_handshake_error(who: &str, e: &io::Error) -> TlsError {
-    let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+    let reason = match rustls_error(e) {
         Some(rustls::Error::AlertReceived(a)) => {
             format!("the client ended it with the alert {a:?}; it may not trust this certificate")
         }

@@ -45,18 +45,39 @@ impl pipe::HalfWrite for tls::TlsWriter {
     }
 }
 
-/// Joins an established TLS stream to the pipe.
-fn tls_link(stream: tls::Stream) -> Result<Link, TcpError> {
-    match tls::split(stream) {
-        Some((reader, writer, tcp)) => Ok(Link::Split {
-            reader: Box::new(reader),
-            writer: Box::new(writer),
-            tcp,
-        }),
-        None => Err(TcpError::Listener(
-            "the TLS stream could not be split".into(),
-        )),
+/// Runs the stdin/stdout session over a plain socket, checking that the
+/// peer does not speak TLS.
+fn run_plain(
+    stream: std::net::TcpStream,
+    popts: &PipeOptions,
+    side: Side,
+) -> Result<Outcome, TcpError> {
+    let mut popts = popts.clone();
+    popts.plain_check = Some(side);
+    Ok(pipe::run(
+        Link::Plain(stream),
+        Input::Stdin,
+        Output::Stdout,
+        &popts,
+    )?)
+}
+
+/// Runs the stdin/stdout session over an established TLS stream.
+fn run_tls(stream: tls::Stream, popts: &PipeOptions) -> Result<Outcome, TcpError> {
+    if let Some(d) = popts.idle_timeout {
+        let _ = stream.tcp().set_read_timeout(Some(d));
     }
+    let Some((reader, writer, tcp)) = tls::split(stream) else {
+        return Err(TcpError::Listener(
+            "the TLS stream could not be split".into(),
+        ));
+    };
+    let link = Link::Split {
+        reader: Box::new(reader),
+        writer: Box::new(writer),
+        tcp,
+    };
+    Ok(pipe::run(link, Input::Stdin, Output::Stdout, popts)?)
 }
 
 /// Connects to `host:port` and joins the connection to stdin and stdout.
@@ -75,29 +96,14 @@ pub fn connect(
         tracing::info!("connected to {} from {}", show_addr(peer), show_addr(local));
     }
     let Some(t) = tls else {
-        let mut popts = popts.clone();
-        popts.plain_check = Some(Side::Client);
-        return Ok(pipe::run(
-            Link::Plain(stream),
-            Input::Stdin,
-            Output::Stdout,
-            &popts,
-        )?);
+        return run_plain(stream, popts, Side::Client);
     };
     let cfg = ClientTls::new(host, port, t)?;
     let s = tls::connect(&cfg, stream, t.deadline())?;
     if let Some(c) = s.cipher() {
         tracing::info!("TLS with {}: {c}", cfg.peer());
     }
-    if let Some(d) = popts.idle_timeout {
-        let _ = s.tcp().set_read_timeout(Some(d));
-    }
-    Ok(pipe::run(
-        tls_link(s)?,
-        Input::Stdin,
-        Output::Stdout,
-        popts,
-    )?)
+    run_tls(s, popts)
 }
 
 /// What `tcp listen` should do.
@@ -200,14 +206,7 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
         let Some(t) = &opts.tls else {
             drop(listener);
             tracing::info!("connection from {}", show_addr(peer));
-            let mut popts = opts.pipe.clone();
-            popts.plain_check = Some(Side::Server);
-            return Ok(pipe::run(
-                Link::Plain(stream),
-                Input::Stdin,
-                Output::Stdout,
-                &popts,
-            )?);
+            return run_plain(stream, &opts.pipe, Side::Server);
         };
         match tls::accept(t, stream, peer, opts.handshake_timeout) {
             Ok(s) => {
@@ -217,15 +216,7 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
                     show_addr(peer),
                     s.cipher().unwrap_or_default()
                 );
-                if let Some(d) = opts.pipe.idle_timeout {
-                    let _ = s.tcp().set_read_timeout(Some(d));
-                }
-                return Ok(pipe::run(
-                    tls_link(s)?,
-                    Input::Stdin,
-                    Output::Stdout,
-                    &opts.pipe,
-                )?);
+                return run_tls(s, &opts.pipe);
             }
             Err(e) => tracing::warn!("{e}; waiting for the next peer"),
         }

@@ -493,6 +493,16 @@ fn handle(shared: &Shared, s: &mut Stream, who: &str, req: Request) -> io::Resul
     }
 }
 
+/// Waits until `sent` bytes are due at `max_rate` bytes per second.
+fn pace(started: Instant, sent: u64, max_rate: Option<u64>) {
+    if let Some(rate) = max_rate {
+        let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// Sends `len` bytes of `file` from `offset` with `sendfile`, at most
 /// `max_rate` bytes per second when given.
 fn send_file(
@@ -513,12 +523,7 @@ fn send_file(
     // A rate-limited download goes in slices of a twentieth of a second.
     let slice = max_rate.map_or(1 << 30, |r| (r / 20).max(1));
     while left > 0 {
-        if let Some(rate) = max_rate {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        pace(started, sent, max_rate);
         let chunk = left.min(slice) as usize;
         // SAFETY: both descriptors are open; `off` is ours to advance.
         let n = unsafe { libc::sendfile(s.as_raw_fd(), file.as_raw_fd(), &mut off, chunk) };
@@ -556,12 +561,7 @@ fn send_file_copy(
     let mut sent = 0u64;
     let slice = max_rate.map_or(buf.len() as u64, |r| (r / 20).clamp(1, buf.len() as u64));
     while sent < len {
-        if let Some(rate) = max_rate {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        pace(started, sent, max_rate);
         let want = (len - sent).min(slice) as usize;
         let n = match file.read_at(&mut buf[..want], offset + sent) {
             Ok(0) => {
