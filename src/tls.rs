@@ -949,8 +949,25 @@ impl Stream {
 fn eof_ok(r: io::Result<usize>) -> io::Result<usize> {
     match r {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(after_handshake(e)),
         r => r,
     }
+}
+
+/// Puts the alerts a server sends after a TLS 1.3 handshake into words: a
+/// missing or refused client certificate only shows up at the first read.
+fn after_handshake(e: io::Error) -> io::Error {
+    use rustls::AlertDescription as A;
+    let why = match rustls_error(&e) {
+        Some(rustls::Error::AlertReceived(A::CertificateRequired)) => {
+            "the server requires a client certificate; add --tls-client-cert and --tls-client-key"
+        }
+        Some(rustls::Error::AlertReceived(
+            A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied,
+        )) => "the server refused our client certificate",
+        _ => return e,
+    };
+    io::Error::other(why)
 }
 
 impl Read for Stream {
@@ -1306,7 +1323,9 @@ impl Read for TlsReader {
                         // the writer is mid-flush (it will carry it).
                         let _ = self.d.flush(false);
                     }
-                    state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    state.map_err(|e| {
+                        after_handshake(io::Error::new(io::ErrorKind::InvalidData, e))
+                    })?;
                     continue;
                 }
             }

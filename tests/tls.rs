@@ -389,6 +389,11 @@ fn mutual_tls_requires_a_client_certificate() {
     );
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(f.stdout.is_empty(), "{:?}", f.stdout);
+    assert!(
+        f.stderr.contains("requires a client certificate"),
+        "{}",
+        f.stderr
+    );
     server.stderr.wait_for("presented no certificate");
     let f = client(
         tmp.path(),
