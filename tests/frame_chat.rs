@@ -330,7 +330,13 @@ fn stalled_chat_peer_does_not_delay_others() {
     let delays = reader.join().unwrap();
     assert_eq!(delays.len(), 20, "every ping arrived");
     let worst = delays.iter().max().copied().unwrap_or(0);
-    assert!(worst < 100_000, "a ping took {worst} us; delays {delays:?}");
+    // A room that waited on the stalled peer would hold every ping until that
+    // peer was dropped. A loaded machine adds scheduling delay (a few hundred ms
+    // with this test on a third of one core), so the bound is loose.
+    assert!(
+        worst < 2_000_000,
+        "a ping took {worst} us; delays {delays:?}"
+    );
     server.stderr.wait_for("not reading fast enough");
     drop(stalled);
     assert!(server.peak_rss_kib() < 64 * 1024);

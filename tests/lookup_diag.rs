@@ -196,10 +196,16 @@ fn dnsmasq() -> Option<Dnsmasq> {
             "--conf-file=/dev/null",
             "--pid-file=",
             &format!("--user={user}"),
+            // Its log on stderr says when the hosts file is loaded.
+            "--log-facility=-",
         ]),
         Stdio::null(),
         None,
     );
+    // dnsmasq binds its port before it reads the hosts file; a query in
+    // between would get "no such name".
+    proc.stderr
+        .wait_for(&format!("read {} - ", hosts.display()));
     wait_udp_bound(port);
     Some(Dnsmasq {
         proc,

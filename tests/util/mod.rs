@@ -362,6 +362,30 @@ pub fn wait_udp_bound(port: u16) {
     }
 }
 
+/// Waits (bounded) until the kernel holds an established TCP connection
+/// whose local port is `port`: a client reached that server, whether or not
+/// the server has accepted it yet. Reads /proc, so it needs no `ss`.
+pub fn wait_tcp_established(port: u16) {
+    let want = format!(":{port:04X}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let s = std::fs::read_to_string(f).unwrap_or_default();
+            if s.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3 && cols[1].ends_with(&want) && cols[3] == "01"
+            }) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection reached TCP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
