@@ -352,8 +352,9 @@ fn interop_with_nc_u_both_directions() {
             let mut i = nc.stdin.take().unwrap();
             i.write_all(b"from nc\n").unwrap();
             i.flush().unwrap();
-            // nc sends one datagram per read of stdin; give it a separate read.
-            std::thread::sleep(Duration::from_millis(100));
+            // nc sends one datagram per read of stdin: the quit line goes
+            // only once the first datagram has arrived on its own.
+            server.out().wait_for("from nc");
             i.write_all(b"q\n").unwrap();
         }
         let f = server.finish();
