@@ -11,8 +11,9 @@
 //!   by that CA; `--tls-client-cert`/`--tls-client-key` present one.
 //! - Blocking handshakes with a deadline ([`accept`], [`connect`]) for the
 //!   thread-per-session commands, and the same configurations for tokio.
-//! - [`looks_like_tls`], [`looks_like_tls_reply`] and [`looks_like_client_hello`] tell plain text from
-//!   TLS so that a mismatch gets a one-line diagnosis instead of garbage.
+//! - [`looks_like_tls`], [`looks_like_tls_reply`], [`looks_like_tls_alert`]
+//!   and [`looks_like_client_hello`] tell plain text from TLS so that a
+//!   mismatch gets a one-line diagnosis instead of garbage.
 
 use std::fs;
 use std::io::{self, BufRead, Read, Write};
@@ -1197,6 +1198,12 @@ pub fn looks_like_tls_reply(first: &[u8]) -> bool {
     first.len() >= 5 && matches!(first[0], 0x15 | 0x16) && first[1] == 0x03 && first[2] <= 0x04
 }
 
+/// Whether the first bytes a plain client received are a TLS alert record:
+/// what a TLS server sends back when it is spoken to in plain text.
+pub fn looks_like_tls_alert(first: &[u8]) -> bool {
+    first.len() >= 5 && first[0] == 0x15 && first[1] == 0x03 && first[2] <= 0x04
+}
+
 /// Whether the first bytes a plain listener received are a TLS ClientHello.
 pub fn looks_like_client_hello(first: &[u8]) -> bool {
     first.len() >= 6 && first[0] == 0x16 && first[1] == 0x03 && first[2] <= 0x04 && first[5] == 0x01
@@ -1424,6 +1431,10 @@ mod tests {
         assert!(!looks_like_tls(b"GET"));
         assert!(!looks_like_tls(b"\0SO"));
         assert!(looks_like_tls_reply(&PLAINTEXT_ALERT));
+        assert!(looks_like_tls_alert(&PLAINTEXT_ALERT));
+        // A ServerHello is a reply, but not an alert: a relay passes it on.
+        assert!(!looks_like_tls_alert(&[0x16, 0x03, 0x03, 0x00, 0x7a, 0x02]));
+        assert!(!looks_like_tls_alert(b"hello"));
         assert!(!looks_like_tls_reply(b"hello world"));
         assert!(looks_like_client_hello(&[
             0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00

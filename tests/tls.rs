@@ -457,9 +457,9 @@ fn plain_text_and_tls_are_told_apart_both_ways() {
     assert!(f.stderr.contains("speaks TLS; add --tls"), "{}", f.stderr);
     assert!(f.stdout.is_empty());
     server.kill();
-    // A TLS client of plain servers: each mode says so on both sides.
+    // A TLS client of plain servers: each mode says so on both sides. (The
+    // plain pipe does so on a terminal; see the tests below.)
     for args in [
-        &["tcp", "listen", "127.0.0.1:0"][..],
         &["tcp", "listen", "127.0.0.1:0", "--upper"][..],
         &["tcp", "listen", "127.0.0.1:0", "--chat"][..],
         &["serve", root.to_str().unwrap(), "--listen", "127.0.0.1:0"][..],
@@ -487,6 +487,98 @@ fn plain_text_and_tls_are_told_apart_both_ways() {
         server.stderr.wait_for("speaking TLS to this plain");
         server.kill();
     }
+}
+
+#[test]
+fn a_plain_pipe_on_a_terminal_refuses_a_tls_client() {
+    if !have_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = bin();
+    // The listener's stdout is a terminal: TLS bytes would be garbage there.
+    let on_tty = spawn(
+        Command::new("python3").arg(peer_script("on_tty.py")).args([
+            bin.to_str().unwrap(),
+            "tcp",
+            "listen",
+            "127.0.0.1:0",
+        ]),
+        Stdio::null(),
+        None,
+    );
+    let shown = on_tty.out().wait_until("a `listening on` line", |b| {
+        String::from_utf8_lossy(b).contains("listening on 127.0.0.1:") && b.ends_with(b"\n")
+    });
+    let shown = String::from_utf8_lossy(&shown).to_string();
+    let port = shown
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let f = client(
+        tmp.path(),
+        &["tcp", "connect", "127.0.0.1", &port, "--tls", "--insecure"],
+        b"x\n",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("does not speak TLS"), "{}", f.stderr);
+    on_tty
+        .out()
+        .wait_for("is speaking TLS to this plain listener; listen with --tls");
+    let shown = String::from_utf8_lossy(&on_tty.out().wait_closed()).to_string();
+    assert!(shown.trim_end().ends_with("EXIT 1"), "{shown}");
+    // One sentence, and no ClientHello bytes on the screen.
+    assert!(!shown.contains('\u{16}'), "{shown:?}");
+}
+
+#[test]
+fn tls_passes_unchanged_through_plain_pipes_used_as_a_relay() {
+    // The netcat relay: `listen | connect` with each one's output fed to the
+    // other's input. The TLS session inside goes through byte for byte.
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, addr, fp) = listener(tmp.path(), &["tcp", "listen", "127.0.0.1:0", "--tls"]);
+    let (back_r, back_w) = std::io::pipe().unwrap();
+    let (fwd_r, fwd_w) = std::io::pipe().unwrap();
+    let relay_in = spawn(
+        &mut cmd(tmp.path(), &["tcp", "listen", "127.0.0.1:0"]),
+        Stdio::from(back_r),
+        Some(Stdio::from(fwd_w)),
+    );
+    let relay_addr = relay_in.listening().to_string();
+    let relay_out = spawn(
+        &mut cmd(tmp.path(), &["tcp", "connect", "127.0.0.1", port_of(&addr)]),
+        Stdio::from(fwd_r),
+        Some(Stdio::from(back_w)),
+    );
+    let f = client(
+        tmp.path(),
+        &[
+            "tcp",
+            "connect",
+            "127.0.0.1",
+            port_of(&relay_addr),
+            "--tls",
+            "--pin",
+            &fp,
+        ],
+        b"through the relay\n",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    server.out().wait_for("through the relay\n");
+    relay_in
+        .stderr
+        .wait_for("is speaking TLS to this plain listener; passing its bytes on unchanged");
+    // The relay's own connection saw the server's handshake, not an alert.
+    assert!(
+        !relay_out.stderr.text().contains("speaks TLS"),
+        "{}",
+        relay_out.stderr.text()
+    );
+    relay_in.kill();
+    relay_out.kill();
+    server.kill();
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod room;
 pub mod server;
 pub mod wire;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;
@@ -53,6 +54,11 @@ fn run_plain(
     side: Side,
 ) -> Result<Outcome, TcpError> {
     let mut popts = popts.clone();
+    // TLS bytes are refused only where they would land on a screen.
+    let side = match side {
+        Side::Server if !std::io::stdout().is_terminal() => Side::ServerRelay,
+        s => s,
+    };
     popts.plain_check = Some(side);
     Ok(pipe::run(
         Link::Plain(stream),

@@ -138,10 +138,16 @@ pub enum Link {
 /// check on the first bytes received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// We connected: a TLS record in reply means the server speaks TLS.
+    /// We connected: a TLS alert as the first reply means the server speaks
+    /// TLS. A TLS handshake record is passed on: it answers a ClientHello
+    /// that our own input carried, so the user is relaying TLS on purpose.
     Client,
-    /// We accepted: a TLS ClientHello means the client speaks TLS.
+    /// We accepted and print to a terminal: a TLS ClientHello means the
+    /// client speaks TLS, and its bytes would only be garbage on the screen.
     Server,
+    /// We accepted and write to a file or a pipe: a ClientHello is noted
+    /// and passed on unchanged, as a capture or a relay expects.
+    ServerRelay,
 }
 
 /// Result of one direction's thread.
@@ -577,16 +583,24 @@ fn recv_into(
     }
 }
 
-/// The first bytes on a plain connection must not be TLS.
+/// The first bytes on a plain connection must not be TLS, unless they are
+/// being relayed.
 fn check_plain(side: Side, first: &[u8], peer: SocketAddr) -> Result<(), PipeError> {
     let who = crate::net::show_addr(peer);
     match side {
-        Side::Client if crate::tls::looks_like_tls_reply(first) => Err(PipeError::Mismatch(
+        Side::Client if crate::tls::looks_like_tls_alert(first) => Err(PipeError::Mismatch(
             format!("the server at {who} speaks TLS; add --tls"),
         )),
         Side::Server if crate::tls::looks_like_client_hello(first) => Err(PipeError::Mismatch(
             format!("{who} is speaking TLS to this plain listener; listen with --tls"),
         )),
+        Side::ServerRelay if crate::tls::looks_like_client_hello(first) => {
+            tracing::warn!(
+                "{who} is speaking TLS to this plain listener; passing its bytes on unchanged \
+                 (listen with --tls to decrypt them here)"
+            );
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
