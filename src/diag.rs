@@ -215,6 +215,40 @@ pub fn scan_json(ip: IpAddr, scanned: usize, secs: f64, open: &[OpenPort]) -> St
     )
 }
 
+/// Where a non-blocking connect stands right after the call.
+enum Probe {
+    Open,
+    Closed,
+    /// Still in progress: wait for it.
+    Pending(std::net::TcpStream),
+}
+
+/// Starts a non-blocking connect and reads its outcome at once when the
+/// kernel already has it: on loopback and on the local host a closed port
+/// has refused (and an open one accepted) before `connect` returns, so most
+/// ports never need the event loop.
+fn start_connect(addr: SocketAddr) -> Probe {
+    let Ok(sock) = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) else {
+        return Probe::Closed;
+    };
+    if sock.set_nonblocking(true).is_err() {
+        return Probe::Closed;
+    }
+    match sock.connect(&SockAddr::from(addr)) {
+        Ok(()) => return Probe::Open,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(_) => return Probe::Closed,
+    }
+    match sock.take_error() {
+        Ok(None) => {}
+        _ => return Probe::Closed,
+    }
+    if sock.peer_addr().is_ok() {
+        return Probe::Open;
+    }
+    Probe::Pending(sock.into())
+}
+
 /// Connect-scans `ports` on `ip`, at most `concurrency` at once.
 pub async fn scan(
     ip: IpAddr,
@@ -222,18 +256,30 @@ pub async fn scan(
     concurrency: usize,
     timeout: Duration,
 ) -> Vec<OpenPort> {
-    let mut open: Vec<u16> = futures_util::stream::iter(ports.iter().copied())
-        .map(|p| async move {
-            let addr = SocketAddr::new(ip, p);
-            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => Some(p),
-                _ => None,
-            }
+    // One share of the ports per core: on a near host most of the cost is
+    // the kernel's own connect work, done in the caller's thread.
+    let concurrency = concurrency.max(1);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(concurrency);
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let share: Vec<u16> = ports.iter().copied().skip(w).step_by(workers).collect();
+            let limit = (concurrency / workers).max(1);
+            tokio::spawn(async move {
+                futures_util::stream::iter(share)
+                    .map(|p| probe(SocketAddr::new(ip, p), timeout))
+                    .buffer_unordered(limit)
+                    .filter_map(|x| async move { x })
+                    .collect::<Vec<u16>>()
+                    .await
+            })
         })
-        .buffer_unordered(concurrency.max(1))
-        .filter_map(|x| async move { x })
-        .collect()
-        .await;
+        .collect();
+    let mut open = Vec::new();
+    for t in tasks {
+        open.extend(t.await.unwrap_or_default());
+    }
     open.sort_unstable();
     open.into_iter()
         .map(|port| OpenPort {
@@ -241,6 +287,23 @@ pub async fn scan(
             service: lookup::port(port, "tcp").ok(),
         })
         .collect()
+}
+
+/// One port: `Some(port)` if it accepted a connection within `timeout`.
+async fn probe(addr: SocketAddr, timeout: Duration) -> Option<u16> {
+    let pending = match start_connect(addr) {
+        Probe::Open => return Some(addr.port()),
+        Probe::Closed => return None,
+        Probe::Pending(s) => s,
+    };
+    let s = tokio::net::TcpStream::from_std(pending).ok()?;
+    match tokio::time::timeout(timeout, s.writable()).await {
+        Ok(Ok(())) => match s.take_error() {
+            Ok(None) if s.peer_addr().is_ok() => Some(addr.port()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[cfg(test)]
