@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -385,6 +385,29 @@ fn scan_reports_exactly_the_three_open_ports() {
         o.contains("\"scanned\":10") && o.matches("\"port\":").count() == 3,
         "{o}"
     );
+    // A port whose accept queue is full drops new handshakes: the connect
+    // stays pending, so this goes through the event loop and its timeout.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let full_port = full.local_addr().unwrap().as_socket().unwrap().port();
+    let fillers: Vec<socket2::Socket> = (0..3)
+        .map(|_| {
+            let c =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            c.set_nonblocking(true).unwrap();
+            let _ = c.connect(&full.local_addr().unwrap());
+            c
+        })
+        .collect();
+    let spec = format!("{},{full_port}", base + 1);
+    let f = run(&["scan", "127.0.0.1", &spec, "--timeout", "0.3"], b"");
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(out(&f).lines().count(), 1, "{}", out(&f));
+    assert!(out(&f).starts_with(&format!("{}/tcp open", base + 1)));
+    assert!(f.stderr.contains("1 open of 2 scanned"), "{}", f.stderr);
+    drop(fillers);
     for bad in ["0-5", "9-1", "", "1,,2"] {
         let f = run(&["scan", "127.0.0.1", bad], b"");
         assert_eq!(f.code(), 2, "{bad:?}: {}", f.stderr);
