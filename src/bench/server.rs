@@ -109,6 +109,27 @@ pub async fn serve_with(
     }
 }
 
+/// Makes a bulk stream step aside after each [`FAIR_SHARE`] bytes, so that
+/// round-trip tests served by the same worker threads are not held up for
+/// the many megabytes tokio's own budget lets through between yields.
+#[derive(Default)]
+struct Fair {
+    since: usize,
+}
+
+/// Bytes a bulk stream moves before it lets other tests run.
+const FAIR_SHARE: usize = 1 << 20;
+
+impl Fair {
+    async fn after(&mut self, n: usize) {
+        self.since += n;
+        if self.since >= FAIR_SHARE {
+            self.since = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 /// A control-channel error, as a sentence.
 type Res<T> = Result<T, String>;
 
@@ -151,6 +172,7 @@ async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
             let mut r = rd.into_inner();
             let mut buf = vec![0u8; 256 * 1024];
             let limit = Instant::now() + deadline;
+            let mut fair = Fair::default();
             loop {
                 let n = match tokio::time::timeout_at(limit.into(), r.read(&mut buf)).await {
                     Ok(Ok(n)) => n,
@@ -161,6 +183,7 @@ async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
                     break;
                 }
                 total += n as u64;
+                fair.after(n).await;
             }
             let secs = started.elapsed().as_secs_f64();
             say(&mut wr, &format!("RESULT bytes={total} secs={secs:.6}")).await?;
@@ -173,6 +196,7 @@ async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
             let started = Instant::now();
             let until = Duration::from_secs_f64(hello.secs);
             let mut sent = 0u64;
+            let mut fair = Fair::default();
             while started.elapsed() < until && (hello.bytes == 0 || sent < hello.bytes) {
                 let n = if hello.bytes == 0 {
                     buf.len()
@@ -183,6 +207,7 @@ async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
                     break;
                 }
                 sent += n as u64;
+                fair.after(n).await;
             }
             let _ = w.shutdown().await;
             Ok(Some(format!("tcp download {sent} bytes")))
