@@ -985,16 +985,16 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.write(buf),
-            Stream::Client(s) => s.write(buf),
-            Stream::Server(s) => s.write(buf),
+            Stream::Client(s) => s.write(buf).map_err(after_handshake),
+            Stream::Server(s) => s.write(buf).map_err(after_handshake),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
-            Stream::Client(s) => s.flush(),
-            Stream::Server(s) => s.flush(),
+            Stream::Client(s) => s.flush().map_err(after_handshake),
+            Stream::Server(s) => s.flush().map_err(after_handshake),
         }
     }
 }
@@ -1371,7 +1371,8 @@ impl Write for TlsWriter {
                 .conn
                 .lock()
                 .map_err(|_| io::Error::other("TLS state poisoned"))?;
-            let n = c.writer().write(buf)?;
+            // A fatal alert the reading side has seen comes back here too.
+            let n = c.writer().write(buf).map_err(after_handshake)?;
             while c.wants_write() {
                 c.write_tls(&mut *out)?;
             }

@@ -456,6 +456,18 @@ fn plain_text_and_tls_are_told_apart_both_ways() {
     assert_eq!(f.code(), 1);
     assert!(f.stderr.contains("speaks TLS; add --tls"), "{}", f.stderr);
     assert!(f.stdout.is_empty());
+    // A big input is still being sent when the server's reset arrives; the
+    // alert it sent first is still the diagnosis.
+    let f = client(
+        tmp.path(),
+        &["tcp", "connect", "127.0.0.1", port_of(&addr)],
+        &vec![b'x'; 8 << 20],
+    );
+    assert_eq!(f.code(), 1);
+    assert_eq!(
+        f.stderr.trim(),
+        format!("sockit: the server at {addr} speaks TLS; add --tls")
+    );
     server.kill();
     // A TLS client of plain servers: each mode says so on both sides. (The
     // plain pipe does so on a terminal; see the tests below.)

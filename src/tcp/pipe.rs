@@ -260,6 +260,14 @@ pub fn run(
             Ok(Event::Sent(Err(PipeError::Reset { .. }))) if peer_closed => {
                 break Ok(Outcome::PeerClosed)
             }
+            // A reset while sending may follow a TLS server's alert that the
+            // receiving side is about to read: its diagnosis says more.
+            Ok(Event::Sent(Err(e @ PipeError::Reset { .. }))) => {
+                match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+                    Ok(Event::Received(Err(m @ PipeError::Mismatch(_)))) => break Err(m),
+                    _ => break Err(e),
+                }
+            }
             Ok(Event::Sent(Err(e))) => break Err(e),
             Ok(Event::Received(Ok(Outcome::PeerClosed))) if !sent_done && !interactive => {
                 tracing::info!("{peer} half-closed; still sending");

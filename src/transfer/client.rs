@@ -194,10 +194,30 @@ impl Conn {
         FrameCodec::new(usize::MAX)
             .encode(&r.encode()[..], &mut out)
             .map_err(|e| TransferError::Protocol(e.to_string()))?;
-        self.s
-            .write_all(&out)
-            .and_then(|()| self.s.flush())
-            .map_err(|e| io_err("send a request", &e))
+        match self.s.write_all(&out).and_then(|()| self.s.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.send_failed(&e)),
+        }
+    }
+
+    /// A request that could not be sent: a TLS server may already have
+    /// answered our plain greeting with an alert and closed, so look at what
+    /// it said before blaming the connection.
+    fn send_failed(&mut self, e: &io::Error) -> TransferError {
+        if !self.s.is_tls() {
+            let _ = self
+                .s
+                .tcp()
+                .set_read_timeout(Some(std::time::Duration::from_secs(1)));
+            let mut first = [0u8; 16];
+            if let Ok(n) = self.s.read(&mut first) {
+                self.buf.extend_from_slice(&first[..n]);
+            }
+            if crate::tls::looks_like_tls_reply(&self.buf) {
+                return TlsError::ServerSpeaksTls(self.server.clone()).into();
+            }
+        }
+        io_err("send a request", e)
     }
 
     fn fill(&mut self) -> Result<usize, TransferError> {
