@@ -172,17 +172,19 @@ impl Conn {
         copts: &ConnectOptions,
         tls: Option<&ClientTlsOptions>,
     ) -> Result<Conn, TransferError> {
-        let mut s = client_stream(host, port, net::connect(host, port, copts)?, tls)?;
+        let tcp = net::connect(host, port, copts)?;
+        // Named now: once the server has closed, the socket forgets its peer.
+        let server = tcp
+            .peer_addr()
+            .map(net::show_addr)
+            .unwrap_or_else(|_| format!("{host}:{port}"));
+        let mut s = client_stream(host, port, tcp, tls)?;
         let _ = s.tcp().set_read_timeout(Some(READ_TIMEOUT));
         s.write_all(MAGIC)
             .and_then(|()| s.flush())
             .map_err(|e| io_err("talk to the server", &e))?;
         Ok(Conn {
-            server: s
-                .tcp()
-                .peer_addr()
-                .map(net::show_addr)
-                .unwrap_or_else(|_| host.to_string()),
+            server,
             s,
             buf: BytesMut::with_capacity(64 * 1024),
             codec: FrameCodec::new(MAX_RESPONSE),
