@@ -7,8 +7,6 @@
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-
-use crate::report::{json_array, json_str};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -16,6 +14,7 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 
 use crate::net::{self, describe, Family};
+use crate::report::{json_array, json_str};
 
 /// Where the services database lives.
 const SERVICES_DB: &str = "/etc/services";

@@ -1195,13 +1195,18 @@ pub fn looks_like_tls(first: &[u8]) -> bool {
 /// Whether the first bytes a plain client received are a TLS record header
 /// (an alert or a handshake): the server speaks TLS.
 pub fn looks_like_tls_reply(first: &[u8]) -> bool {
-    first.len() >= 5 && matches!(first[0], 0x15 | 0x16) && first[1] == 0x03 && first[2] <= 0x04
+    matches!(record_type(first), Some(0x15 | 0x16))
 }
 
 /// Whether the first bytes a plain client received are a TLS alert record:
 /// what a TLS server sends back when it is spoken to in plain text.
 pub fn looks_like_tls_alert(first: &[u8]) -> bool {
-    first.len() >= 5 && first[0] == 0x15 && first[1] == 0x03 && first[2] <= 0x04
+    record_type(first) == Some(0x15)
+}
+
+/// The content type of a whole TLS record header (5 bytes, version 3.x).
+fn record_type(first: &[u8]) -> Option<u8> {
+    (first.len() >= 5 && first[1] == 0x03 && first[2] <= 0x04).then(|| first[0])
 }
 
 /// Whether the first bytes a plain listener received are a TLS ClientHello.

@@ -1021,8 +1021,9 @@ fn on_a_terminal_trust_on_first_use_asks_first() {
     std::fs::create_dir_all(&dl).unwrap();
     let run = |answer: &str| {
         let out = Command::new("python3")
-            .arg(peer_script("tty_answer.py"))
+            .arg(peer_script("on_tty.py"))
             .args([
+                "--answer",
                 answer,
                 "[y/N]",
                 bin.to_str().unwrap(),

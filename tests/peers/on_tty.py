@@ -1,7 +1,8 @@
 # Runs a command on a pseudo-terminal, as a person at a shell would, and
-# copies what the terminal shows to stdout as it comes. Ends with
-# "EXIT <code>" once the command exits. Bounded: gives up after 20 s.
-# usage: on_tty.py CMD [ARGS...]
+# copies what the terminal shows to stdout as it comes. With --answer, it
+# types ANSWER once PROMPT has appeared. Ends with "EXIT <code>" once the
+# command exits. Bounded: kills the command after 20 s.
+# usage: on_tty.py [--answer ANSWER PROMPT] CMD [ARGS...]
 import os
 import pty
 import select
@@ -11,10 +12,14 @@ import time
 
 
 def main():
-    cmd = sys.argv[1:]
+    args = sys.argv[1:]
+    answer = prompt = None
+    if args[:1] == ['--answer']:
+        answer, prompt, args = args[1], args[2].encode(), args[3:]
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvp(cmd[0], cmd)
+        os.execvp(args[0], args)
+    seen = b''
     deadline = time.time() + 20
     while time.time() < deadline:
         r, _, _ = select.select([fd], [], [], 0.5)
@@ -28,6 +33,11 @@ def main():
             break
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+        if answer is not None:
+            seen += data
+            if prompt in seen:
+                os.write(fd, (answer + '\n').encode())
+                answer = None
     else:
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)

@@ -320,70 +320,42 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until something listens on TCP `port` (read from /proc/net/tcp*),
-/// without connecting to it (a peer like `nc -l` accepts only once).
-pub fn wait_tcp_listening(port: u16) {
-    let hex = format!(":{port:04X} ");
+/// Waits (bounded) until /proc/net/{proto} or {proto}6 shows a socket on
+/// local port `port`, in `state` when given (the hex code /proc uses).
+fn wait_proc_socket(proto: &str, port: u16, state: Option<&str>, what: &str) {
+    let want = format!(":{port:04X}");
     let deadline = Instant::now() + WAIT;
     loop {
-        for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for f in [format!("/proc/net/{proto}"), format!("/proc/net/{proto}6")] {
             let s = std::fs::read_to_string(f).unwrap_or_default();
             if s.lines().any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| format!("{a} ").contains(&hex))
-                    && l.split_whitespace().nth(3) == Some("0A")
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3 && cols[1].ends_with(&want) && state.is_none_or(|st| cols[3] == st)
             }) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "nothing listened on port {port}");
+        assert!(Instant::now() < deadline, "{what} {port}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits until something listens on TCP `port` (read from /proc/net/tcp*),
+/// without connecting to it (a peer like `nc -l` accepts only once).
+pub fn wait_tcp_listening(port: u16) {
+    wait_proc_socket("tcp", port, Some("0A"), "nothing listened on TCP port");
 }
 
 /// Waits until a UDP socket is bound on `port` (read from /proc/net/udp*).
 pub fn wait_udp_bound(port: u16) {
-    let hex = format!(":{port:04X} ");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        for f in ["/proc/net/udp", "/proc/net/udp6"] {
-            let s = std::fs::read_to_string(f).unwrap_or_default();
-            if s.lines().any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| format!("{a} ").contains(&hex))
-            }) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "nothing bound UDP port {port}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_proc_socket("udp", port, None, "nothing bound UDP port");
 }
 
-/// Waits (bounded) until the kernel holds an established TCP connection
-/// whose local port is `port`: a client reached that server, whether or not
-/// the server has accepted it yet. Reads /proc, so it needs no `ss`.
+/// Waits until the kernel holds an established TCP connection whose local
+/// port is `port`: a client reached that server, whether or not the server
+/// has accepted it yet. Reads /proc, so it needs no `ss`.
 pub fn wait_tcp_established(port: u16) {
-    let want = format!(":{port:04X}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let s = std::fs::read_to_string(f).unwrap_or_default();
-            if s.lines().any(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                cols.len() > 3 && cols[1].ends_with(&want) && cols[3] == "01"
-            }) {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection reached TCP port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_proc_socket("tcp", port, Some("01"), "no connection reached TCP port");
 }
 
 /// A free UDP port on 127.0.0.1.
