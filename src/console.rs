@@ -15,6 +15,44 @@ use crate::text::{next_line, Line};
 /// Capacity (in messages) of the console channels.
 pub const CONSOLE_QUEUE: usize = 256;
 
+/// How often a background job checks whether it was brought to the foreground.
+const FOREGROUND_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether `fd` is a terminal that belongs to another process group, so
+/// that reading it would stop this process with SIGTTIN (`sockit … &` in an
+/// interactive shell).
+pub fn in_background(fd: i32) -> bool {
+    // SAFETY: isatty, tcgetpgrp and getpgrp only inspect process state.
+    unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) != libc::getpgrp() }
+}
+
+/// Blocks while `fd` is a terminal of which this job is in the background,
+/// so a job started with `&` never reads (and stops on) the terminal. It
+/// starts reading once the user brings it to the foreground with `fg`.
+pub fn wait_foreground(fd: i32) {
+    if !in_background(fd) {
+        return;
+    }
+    tracing::info!("running in the background; the terminal is not read until `fg`");
+    while in_background(fd) {
+        std::thread::sleep(FOREGROUND_POLL);
+    }
+}
+
+/// The process's stdin (fd 0) as a reader that is never closed and that
+/// does not read a terminal while the job is in the background.
+pub struct Stdin;
+
+impl Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        wait_foreground(0);
+        // SAFETY: fd 0 stays open for the life of the process, and
+        // ManuallyDrop keeps us from closing it.
+        let mut f = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+        f.read(buf)
+    }
+}
+
 /// Starts a thread that reads stdin and sends it line by line (lines of at
 /// most `max` bytes; longer ones arrive in pieces). The channel closes at EOF.
 pub fn stdin_lines(max: usize) -> mpsc::Receiver<Line> {
@@ -22,9 +60,7 @@ pub fn stdin_lines(max: usize) -> mpsc::Receiver<Line> {
     let spawned = std::thread::Builder::new()
         .name("sockit-stdin".into())
         .spawn(move || {
-            // SAFETY: fd 0 is open for the life of the process, and
-            // ManuallyDrop keeps us from closing it.
-            let mut stdin = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+            let mut stdin = Stdin;
             let mut chunk = vec![0u8; 64 * 1024];
             let mut buf = BytesMut::new();
             loop {

@@ -223,6 +223,20 @@ pub fn hex_dump(data: &[u8]) -> String {
     out
 }
 
+/// The singular or the plural word for a count: "1 peer", "2 peers".
+pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// A count with its noun: `counted(1, "peer", "peers")` is "1 peer".
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

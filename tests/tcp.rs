@@ -594,3 +594,192 @@ fn broken_stdout_pipe_exits_quietly() {
     assert_eq!(status.code(), Some(0), "{rest}");
     assert!(rest.is_empty(), "quiet on a broken pipe: {rest}");
 }
+
+// Issue 12, item 1: data that was not delivered must not exit 0.
+
+#[test]
+fn sender_to_a_receiver_on_a_full_disk_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, random_bytes(16 << 20, 12)).unwrap();
+    let server = sockit_io(
+        &["tcp", "listen", "127.0.0.1:0"],
+        Stdio::null(),
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ),
+    );
+    let (host, port) = s(server.listening());
+    let client = sockit_io(
+        &["tcp", "connect", &host, &port],
+        Stdio::from(std::fs::File::open(&src).unwrap()),
+        Stdio::null(),
+    );
+    let c = client.finish();
+    let sv = server.finish();
+    assert_eq!(sv.code(), 1, "{}", sv.stderr);
+    assert!(
+        sv.stderr.contains("no space left on device"),
+        "{}",
+        sv.stderr
+    );
+    assert_eq!(c.code(), 1, "the sender must fail: {}", c.stderr);
+    assert!(c.stderr.starts_with("sockit: sent "), "{}", c.stderr);
+    assert!(c.stderr.contains("stopped reading"), "{}", c.stderr);
+}
+
+#[test]
+fn sender_to_a_peer_that_reads_a_little_then_closes_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, random_bytes(16 << 20, 13)).unwrap();
+    // A file goes out with sendfile; --crlf takes the read/write path.
+    for extra in [&[][..], &["--crlf"][..]] {
+        // A seed-style receiver: recv once, then close.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (host, port) = s(l.local_addr().unwrap());
+        let peer = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1000];
+            let _ = c.read(&mut buf);
+        });
+        let mut args = vec!["tcp", "connect", &host, &port];
+        args.extend_from_slice(extra);
+        let c = sockit_io(
+            &args,
+            Stdio::from(std::fs::File::open(&src).unwrap()),
+            Stdio::null(),
+        )
+        .finish();
+        peer.join().unwrap();
+        assert_eq!(c.code(), 1, "{extra:?}: {}", c.stderr);
+        assert!(c.stderr.contains("stopped reading"), "{}", c.stderr);
+    }
+}
+
+#[test]
+fn listener_sending_to_a_client_that_stops_reading_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, random_bytes(16 << 20, 14)).unwrap();
+    let server = sockit_io(
+        &["tcp", "listen", "127.0.0.1:0"],
+        Stdio::from(std::fs::File::open(&src).unwrap()),
+        Stdio::null(),
+    );
+    let addr = server.listening();
+    let mut c = connect(addr);
+    let _ = read_exact(&mut c, 1000);
+    drop(c);
+    let sv = server.finish();
+    assert_eq!(sv.code(), 1, "{}", sv.stderr);
+    assert!(sv.stderr.contains("stopped reading"), "{}", sv.stderr);
+}
+
+#[test]
+fn echo_client_whose_output_fails_exits_1_and_the_server_lives_on() {
+    let server = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let (host, port) = s(server.listening());
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, random_bytes(16 << 20, 15)).unwrap();
+    let c = sockit_io(
+        &["tcp", "connect", &host, &port],
+        Stdio::from(std::fs::File::open(&src).unwrap()),
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ),
+    )
+    .finish();
+    assert_eq!(c.code(), 1, "{}", c.stderr);
+    assert!(c.stderr.contains("no space left on device"), "{}", c.stderr);
+    // The echo server still answers the next client.
+    let r = run(&["tcp", "connect", &host, &port], b"still here\n");
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, b"still here\n");
+    server.interrupt();
+}
+
+// Issue 12, item 2: hangs.
+
+#[test]
+fn readme_fifo_relay_exits_when_both_ends_are_done() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let (_, eport) = s(echo.listening());
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let fifo = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let b = bin();
+    // The README's pipeline, exactly: listen < f | connect > f.
+    let script = format!(
+        "{b} tcp listen 127.0.0.1:0 < {f} | {b} tcp connect 127.0.0.1 {eport} > {f}",
+        b = b.display(),
+        f = f.display()
+    );
+    let relay = spawn(
+        Command::new("sh").arg("-c").arg(&script),
+        Stdio::null(),
+        None,
+    );
+    let addr = relay.listening();
+    let mut c = connect(addr);
+    c.write_all(b"through the relay\n").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut c), b"through the relay\n");
+    let r = relay.finish();
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    echo.interrupt();
+}
+
+#[test]
+fn background_listener_does_not_stop_on_terminal_input() {
+    if !have_tool("bash") {
+        return;
+    }
+    for extra in [&[][..], &["-k"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![];
+        if !extra.is_empty() {
+            args.push("--stop".to_string());
+        }
+        args.extend([
+            bin().display().to_string(),
+            dir.path().display().to_string(),
+            "payload from the network".into(),
+            "tcp".into(),
+            "listen".into(),
+            "127.0.0.1:0".into(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let shown = python_peer("bg_job.py", &argv);
+        assert!(!shown.contains("Stopped"), "{extra:?}: {shown}");
+        assert!(
+            shown.contains("OUT=payload from the network"),
+            "{extra:?}: {shown}"
+        );
+        assert!(shown.contains("RC=0"), "{extra:?}: {shown}");
+    }
+}
+
+#[test]
+fn idle_timeout_is_a_failure_with_a_sentence() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (host, port) = s(l.local_addr().unwrap());
+    let c = sockit(&["tcp", "connect", &host, &port, "--idle-timeout", "0.3"]);
+    let (_held, _) = l.accept().unwrap();
+    let f = c.finish();
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(
+        f.stderr.starts_with("sockit: ") && f.stderr.contains("--idle-timeout"),
+        "{}",
+        f.stderr
+    );
+}

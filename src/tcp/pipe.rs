@@ -68,8 +68,6 @@ pub enum Outcome {
     QuitReceived,
     /// Our output (stdout) was closed by its reader.
     OutputClosed,
-    /// The peer was silent for `idle_timeout`.
-    Idle,
 }
 
 /// Session errors.
@@ -80,6 +78,24 @@ pub enum PipeError {
     Reset {
         /// The remote address.
         peer: SocketAddr,
+    },
+    /// The peer stopped reading before everything was delivered.
+    #[error("sent {sent} {unit} to {peer}, but it stopped reading before the rest was delivered ({reason})", unit = crate::text::plural(*sent, "byte", "bytes"))]
+    Undelivered {
+        /// The remote address.
+        peer: SocketAddr,
+        /// Bytes written to the socket before it failed.
+        sent: u64,
+        /// What the socket said.
+        reason: String,
+    },
+    /// The peer sent nothing for the idle timeout.
+    #[error("{peer} sent nothing for {secs} s, so the connection was closed (--idle-timeout)")]
+    Idle {
+        /// The remote address.
+        peer: SocketAddr,
+        /// The timeout, in seconds.
+        secs: f64,
     },
     /// Another socket error.
     #[error("connection to {peer} failed ({reason})")]
@@ -209,11 +225,28 @@ pub fn run(
     let tx2 = tx.clone();
     let send_opts = opts.clone();
     let mut writer = writer;
+    let sent_total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent_counter = sent_total.clone();
     std::thread::Builder::new()
         .name("sockit-send".into())
         .spawn(move || {
-            let res = send_side(input, &mut *writer, zero_copy.as_ref(), &send_opts, peer);
+            let res = send_side(
+                input,
+                &mut *writer,
+                zero_copy.as_ref(),
+                &send_opts,
+                peer,
+                &sent_counter,
+            );
+            let sent = sent_counter.load(std::sync::atomic::Ordering::Relaxed);
             let res = match res {
+                // A reset or broken pipe while sending: the peer stopped
+                // reading, and what is left was never delivered.
+                Err(PipeError::Reset { .. }) => Err(PipeError::Undelivered {
+                    peer,
+                    sent,
+                    reason: "connection reset".into(),
+                }),
                 // Input over: half-close, so the peer sees the end.
                 Ok(false) => {
                     let _ = writer.close_write();
@@ -256,19 +289,25 @@ pub fn run(
                 break Ok(Outcome::QuitSent);
             }
             // The peer went away while we were still sending, after it had
-            // already closed its side: that is the end of the session.
-            Ok(Event::Sent(Err(PipeError::Reset { .. }))) if peer_closed => {
-                break Ok(Outcome::PeerClosed)
-            }
+            // closed its side: it stopped reading, and the rest is lost.
+            Ok(Event::Sent(Err(e @ PipeError::Undelivered { .. }))) if peer_closed => break Err(e),
             // A reset while sending may follow a TLS server's alert that the
             // receiving side is about to read: its diagnosis says more.
-            Ok(Event::Sent(Err(e @ PipeError::Reset { .. }))) => {
+            Ok(Event::Sent(Err(e @ PipeError::Undelivered { .. }))) => {
                 match rx.recv_timeout(std::time::Duration::from_millis(500)) {
                     Ok(Event::Received(Err(m @ PipeError::Mismatch(_)))) => break Err(m),
                     _ => break Err(e),
                 }
             }
             Ok(Event::Sent(Err(e))) => break Err(e),
+            // A reset before our input was all sent: the rest is lost.
+            Ok(Event::Received(Err(PipeError::Reset { .. }))) if !sent_done && !interactive => {
+                break Err(PipeError::Undelivered {
+                    peer,
+                    sent: sent_total.load(std::sync::atomic::Ordering::Relaxed),
+                    reason: "connection reset".into(),
+                })
+            }
             Ok(Event::Received(Ok(Outcome::PeerClosed))) if !sent_done && !interactive => {
                 tracing::info!("{peer} half-closed; still sending");
                 peer_closed = true;
@@ -277,14 +316,73 @@ pub fn run(
             Err(_) => break Ok(Outcome::PeerClosed),
         }
     };
+    let sent = sent_total.load(std::sync::atomic::Ordering::Relaxed);
+    let result = match result {
+        // Both sides ended in order: make sure the peer took every byte
+        // (acknowledged, and no reset that says it closed without reading).
+        Ok(Outcome::PeerClosed) if sent_done && sent > 0 => match confirm_delivery(&stream) {
+            Ok(()) => Ok(Outcome::PeerClosed),
+            Err(reason) => Err(PipeError::Undelivered { peer, sent, reason }),
+        },
+        r => r,
+    };
     match &result {
-        Ok(Outcome::PeerClosed) => tracing::info!("{peer} closed the connection"),
+        Ok(Outcome::PeerClosed) => {
+            tracing::info!("{peer} closed the connection; sent {sent} bytes")
+        }
         Ok(Outcome::QuitReceived) => tracing::info!("{peer} sent a quit word; closing"),
-        Ok(Outcome::Idle) => tracing::warn!("{peer} was idle too long; closing"),
         _ => {}
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    match &result {
+        // We stopped reading or failed: tell the peer with a reset, so a
+        // sender there knows its bytes were not all taken.
+        Err(PipeError::Output(_) | PipeError::Frame(_) | PipeError::Idle { .. })
+        | Ok(Outcome::OutputClosed) => abort(&stream),
+        _ => {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
     result
+}
+
+/// How long an ended session waits for the peer to acknowledge the last bytes.
+const DELIVERY_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until the kernel's send queue is empty, that is until the
+/// peer acknowledged every byte, then checks that no reset arrived.
+///
+/// # Errors
+/// A phrase for the error when bytes stayed unacknowledged or were reset.
+fn confirm_delivery(stream: &TcpStream) -> Result<(), String> {
+    let fd = stream.as_raw_fd();
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ writes one int into `queued`.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+        if rc != 0 || queued == 0 {
+            break;
+        }
+        if started.elapsed() > DELIVERY_WAIT {
+            return Err(format!(
+                "{queued} bytes still unacknowledged after {} s",
+                DELIVERY_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    match stream.take_error() {
+        Ok(Some(e)) => Err(describe(&e)),
+        _ => Ok(()),
+    }
+}
+
+/// Closes the connection with a reset (`SO_LINGER` 0) instead of a FIN.
+pub fn abort(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+    // The reset goes out when the last descriptor of the socket closes.
 }
 
 /// Maps a socket error to a session error.
@@ -334,20 +432,27 @@ fn send_side(
     zero_copy: Option<&TcpStream>,
     opts: &PipeOptions,
     peer: SocketAddr,
+    sent: &std::sync::atomic::AtomicU64,
 ) -> Result<bool, PipeError> {
     let line_mode = opts.text.line_mode() || opts.frame.is_some();
     match input {
         Input::Stdin => {
             if let (false, Some(zc)) = (line_mode, zero_copy) {
-                match zero_copy_send(0, zc, peer)? {
+                match zero_copy_send(0, zc, peer, sent)? {
                     ZeroCopy::Done => return Ok(false),
                     ZeroCopy::Unsupported => {}
                 }
             }
-            let mut stdin = borrowed_fd(0);
-            send_from(&mut *stdin, sock, opts, peer, line_mode)
+            send_from(
+                &mut crate::console::Stdin,
+                sock,
+                opts,
+                peer,
+                line_mode,
+                sent,
+            )
         }
-        Input::Reader(mut r) => send_from(&mut r, sock, opts, peer, line_mode),
+        Input::Reader(mut r) => send_from(&mut r, sock, opts, peer, line_mode, sent),
     }
 }
 
@@ -358,7 +463,12 @@ enum ZeroCopy {
 }
 
 /// `sendfile` from a regular file or `splice` from a pipe into the socket.
-fn zero_copy_send(fd: RawFd, sock: &TcpStream, peer: SocketAddr) -> Result<ZeroCopy, PipeError> {
+fn zero_copy_send(
+    fd: RawFd,
+    sock: &TcpStream,
+    peer: SocketAddr,
+    sent: &std::sync::atomic::AtomicU64,
+) -> Result<ZeroCopy, PipeError> {
     let kind = fd_kind(fd);
     if kind == FdKind::Other {
         return Ok(ZeroCopy::Unsupported);
@@ -384,6 +494,7 @@ fn zero_copy_send(fd: RawFd, sock: &TcpStream, peer: SocketAddr) -> Result<ZeroC
         };
         if n > 0 {
             moved_any = true;
+            sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             continue;
         }
         if n == 0 {
@@ -412,6 +523,7 @@ fn send_from(
     opts: &PipeOptions,
     peer: SocketAddr,
     line_mode: bool,
+    sent: &std::sync::atomic::AtomicU64,
 ) -> Result<bool, PipeError> {
     let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
     let mut pending = BytesMut::new();
@@ -433,6 +545,7 @@ fn send_from(
                 .write_all(&chunk[..n])
                 .and_then(|()| sock_w.flush())
                 .map_err(|e| sock_err(peer, &e))?;
+            sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             continue;
         }
         pending.extend_from_slice(&chunk[..n]);
@@ -464,6 +577,7 @@ fn send_from(
                 .write_all(&out)
                 .and_then(|()| sock_w.flush())
                 .map_err(|e| sock_err(peer, &e))?;
+            sent.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
             out.clear();
         }
         if quit {
@@ -485,13 +599,28 @@ fn recv_side(
     match output {
         Output::Stdout => {
             let mut stdout = borrowed_fd(1);
-            recv_into(sock, &mut *stdout, opts, peer)
+            let r = recv_into(sock, &mut *stdout, opts, peer);
+            if matches!(r, Ok(Outcome::PeerClosed)) {
+                // Pass the end of the stream on, so a pipeline reading our
+                // output ends too (the fifo relay in the README).
+                close_stdout();
+            }
+            r
         }
         Output::Writer(mut w) => {
             let r = recv_into(sock, &mut w, opts, peer);
             let _ = w.flush();
             r
         }
+    }
+}
+
+/// Closes fd 1 by pointing it at /dev/null, so whoever reads our stdout sees
+/// its end while fd 1 stays a valid descriptor.
+fn close_stdout() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto fd 1, which we own for the life of the process.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
     }
 }
 
@@ -528,7 +657,10 @@ fn recv_into(
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
             {
-                return Ok(Outcome::Idle)
+                return Err(PipeError::Idle {
+                    peer,
+                    secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                })
             }
             Err(e) => return Err(sock_err(peer, &e)),
         };
