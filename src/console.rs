@@ -39,6 +39,13 @@ pub fn wait_foreground(fd: i32) {
     }
 }
 
+/// The process's stdout (fd 1) as an unbuffered file that is never closed.
+pub fn stdout() -> ManuallyDrop<std::fs::File> {
+    // SAFETY: fd 1 stays open for the life of the process, and
+    // ManuallyDrop keeps us from closing it.
+    ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) })
+}
+
 /// The process's stdin (fd 0) as a reader that is never closed and that
 /// does not read a terminal while the job is in the background.
 pub struct Stdin;

@@ -823,7 +823,14 @@ fn transfer_tour(tmp: &std::path::Path) -> StepResult {
     // 1. A download that the network cuts after 3 MiB.
     let proxy = flaky_proxy(addr, 3 << 20)?;
     let names = vec!["report.bin".to_string()];
-    match client::get("127.0.0.1", proxy.port(), &names, &opts, &mut |_| {}) {
+    match client::get(
+        "127.0.0.1",
+        proxy.port(),
+        &names,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+    ) {
         Err(TransferError::Interrupted { .. }) => {}
         Err(e) => return Err(format!("expected an interrupted download, got: {e}")),
         Ok(_) => return Err("the download should have been cut".into()),
@@ -836,8 +843,15 @@ fn transfer_tour(tmp: &std::path::Path) -> StepResult {
         client::human(part)
     ));
     // 2. The same command again resumes and verifies the whole file.
-    let got = client::get("127.0.0.1", addr.port(), &names, &opts, &mut |_| {})
-        .map_err(|e| e.to_string())?;
+    let got = client::get(
+        "127.0.0.1",
+        addr.port(),
+        &names,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
     let f = got.first().ok_or("nothing downloaded")?;
     if !matches!(f.outcome, client::Outcome::Verified { resumed_from } if resumed_from == part) {
         return Err(format!(
@@ -853,12 +867,26 @@ fn transfer_tour(tmp: &std::path::Path) -> StepResult {
     log.push(format!("get report.bin again: {summary}"));
     // 3. A path-traversal attempt is refused by the server.
     let evil = vec!["../secret.txt".to_string()];
-    match client::get("127.0.0.1", addr.port(), &evil, &opts, &mut |_| {}) {
-        Err(TransferError::Refused { message, .. }) => {
-            log.push(format!(
-                "get ../secret.txt: refused by the server ({message})"
-            ));
+    let mut refusal = None;
+    let mut note = |e: &TransferError| {
+        if let TransferError::Refused { message, .. } = e {
+            refusal = Some(message.clone());
         }
+    };
+    match client::get(
+        "127.0.0.1",
+        addr.port(),
+        &evil,
+        &opts,
+        &mut |_| {},
+        &mut note,
+    ) {
+        Err(TransferError::SomeFailed { .. }) => match refusal {
+            Some(message) => log.push(format!(
+                "get ../secret.txt: refused by the server ({message})"
+            )),
+            None => return Err("the traversal failed without the server's refusal".into()),
+        },
         Err(e) => return Err(format!("unexpected error: {e}")),
         Ok(_) => return Err("the traversal was not refused".into()),
     }
@@ -943,8 +971,15 @@ fn tls_tour(tmp: &std::path::Path) -> StepResult {
         ..client::GetOptions::default()
     };
     let names = vec!["notes.txt".to_string()];
-    let got = client::get("127.0.0.1", front.port(), &names, &opts, &mut |_| {})
-        .map_err(|e| e.to_string())?;
+    let got = client::get(
+        "127.0.0.1",
+        front.port(),
+        &names,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
     let f = got.first().ok_or("nothing downloaded")?;
     let recorded = std::fs::read_to_string(&known).map_err(|e| e.to_string())?;
     if !recorded.contains(&fp1) {
@@ -960,7 +995,14 @@ fn tls_tour(tmp: &std::path::Path) -> StepResult {
         *t = second;
     }
     std::fs::remove_file(dl.join("notes.txt")).map_err(|e| e.to_string())?;
-    match client::get("127.0.0.1", front.port(), &names, &opts, &mut |_| {}) {
+    match client::get(
+        "127.0.0.1",
+        front.port(),
+        &names,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+    ) {
         Err(TransferError::Tls(TlsError::Untrusted(msg))) if msg.contains("CHANGED") => {
             log.push(format!(
                 "the server at {front} is replaced ({fp2}): refused, nothing sent:\n  {msg}"

@@ -409,7 +409,7 @@ struct GetCli {
     /// Paths on the server to download.
     #[arg(required = true)]
     names: Vec<String>,
-    /// Save the (single) file as FILE.
+    /// Save the (single) file as FILE, into FILE if it is a folder, or on stdout with `-o -`.
     #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "dir")]
     output: Option<std::path::PathBuf>,
     /// Save into DIR.
@@ -433,6 +433,9 @@ struct GetCli {
     /// Print the results as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Give up when the server sends nothing for SECS seconds [default: 15].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
     #[command(flatten)]
     sec: ClientSecArgs,
 }
@@ -443,12 +446,15 @@ struct LsCli {
     server: String,
     #[command(flatten)]
     sec: ClientSecArgs,
-    /// Directory on the server.
-    #[arg(default_value = "")]
+    /// Directory on the server (the root by default).
+    #[arg(default_value = "", hide_default_value = true)]
     path: String,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Give up when the server sends nothing for SECS seconds [default: 15].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
     /// IPv4 only.
     #[arg(short = '4', conflicts_with = "v6")]
     v4: bool,
@@ -733,6 +739,10 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
+        // A print into a closed pipe is the reader's choice, not a bug.
+        if msg.contains("failed printing to stdout") && stdout_closed() {
+            std::process::exit(0);
+        }
         eprintln!("sockit: internal error ({msg}); this is a bug, please report it");
     }));
     let cli = match Cli::try_parse() {
@@ -745,14 +755,58 @@ fn main() -> ExitCode {
     match run(cli.cmd, cli.verbose > 0) {
         Ok(code) => code,
         Err(e) => {
+            // A closed stdout ends a command quietly, with status 0, as
+            // `rg` and `cat` do.
+            if broken_pipe(&e) && stdout_closed() {
+                return ExitCode::SUCCESS;
+            }
             eprintln!("sockit: {e}");
-            if e.downcast_ref::<Usage>().is_some() {
+            if is_usage(&e) {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
             }
         }
     }
+}
+
+/// Whether an error is a usage error (exit 2), wherever the library put it.
+fn is_usage(e: &anyhow::Error) -> bool {
+    use sockit::net::NetError;
+    let net = |n: &NetError| matches!(n, NetError::BadAddress { .. });
+    e.chain().any(|c| {
+        c.downcast_ref::<Usage>().is_some()
+            || c.downcast_ref::<NetError>().is_some_and(net)
+            || matches!(c.downcast_ref::<sockit::tcp::TcpError>(), Some(sockit::tcp::TcpError::Net(n)) if net(n))
+            || matches!(c.downcast_ref::<sockit::udp::UdpError>(), Some(sockit::udp::UdpError::Net(n)) if net(n))
+            || matches!(c.downcast_ref::<sockit::lookup::LookupError>(), Some(sockit::lookup::LookupError::Resolve(n)) if net(n))
+            || matches!(c.downcast_ref::<sockit::bench::client::BenchError>(), Some(sockit::bench::client::BenchError::Net(n)) if net(n))
+            || matches!(
+                c.downcast_ref::<sockit::transfer::TransferError>(),
+                Some(sockit::transfer::TransferError::Usage(_))
+            )
+            || matches!(c.downcast_ref::<sockit::transfer::TransferError>(), Some(sockit::transfer::TransferError::Net(n)) if net(n))
+    })
+}
+
+/// Whether the error is, somewhere in its chain, a broken pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) || e.to_string().contains("roken pipe")
+}
+
+/// Whether stdout is a pipe whose reader has gone (poll reports an error on it).
+fn stdout_closed() -> bool {
+    let mut p = libc::pollfd {
+        fd: 1,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, without waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLERR != 0
 }
 
 /// Prints help or version as clap does; any other parse error becomes one
@@ -769,12 +823,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::from(2)
         }
         _ => {
+            // clap's first paragraph, joined into one line: a missing
+            // argument's list follows its first line.
             let text = e.render().to_string();
-            let first = text
+            let first: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .take_while(|l| !l.trim().is_empty())
+                .map(|l| l.trim())
+                .collect();
+            let first = first.join(" ");
+            let first = first.trim_start_matches("error: ").trim_end_matches(':');
+            let first = if first.is_empty() {
+                "invalid arguments"
+            } else {
+                first
+            };
             eprintln!("sockit: {first}; run with --help for usage");
             ExitCode::from(2)
         }
@@ -947,34 +1010,61 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Get(c) => {
+            use sockit::transfer::{client, TransferError};
             let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
             let copts = transfer_connect(c.v4, c.v6);
-            let mut results = Vec::new();
             let json = c.json;
-            if c.raw {
+            let mut results = Vec::new();
+            let mut report = |f: &client::Fetched| {
+                if !json {
+                    tracing::warn!("{}", f.summary());
+                }
+            };
+            let mut warn = |e: &TransferError| eprintln!("sockit: {e}");
+            let outcome = if c.raw {
+                let mut failed = 0;
                 for name in &c.names {
                     let target = match &c.output {
-                        Some(o) => o.clone(),
-                        None => c.dir.clone().unwrap_or_else(|| ".".into()).join(
-                            sockit::transfer::paths::base_name(name)
-                                .ok_or_else(|| anyhow::anyhow!("{name:?} does not name a file"))?,
-                        ),
+                        Some(o) if o.as_os_str() == "-" || !o.is_dir() => o.clone(),
+                        o => {
+                            o.clone()
+                                .or_else(|| c.dir.clone())
+                                .unwrap_or_default()
+                                .join(sockit::transfer::paths::base_name(name).ok_or_else(
+                                    || Usage(format!("{name:?} does not name a file")),
+                                )?)
+                        }
                     };
-                    let f = sockit::transfer::client::get_raw(
+                    match client::get_raw(
                         &host,
                         port,
                         name,
                         &target,
                         &copts,
                         c.sec.tls().as_ref(),
-                    )?;
-                    if !json {
-                        tracing::warn!("{}", f.summary());
+                        c.timeout,
+                    ) {
+                        Ok(f) => {
+                            report(&f);
+                            results.push(f);
+                        }
+                        Err(e @ (TransferError::Empty { .. } | TransferError::Exists { .. })) => {
+                            warn(&e);
+                            failed += 1;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    results.push(f);
+                }
+                if failed > 0 {
+                    Err(TransferError::SomeFailed {
+                        failed,
+                        fetched: results.len(),
+                    })
+                } else {
+                    Ok(())
                 }
             } else {
-                let opts = sockit::transfer::client::GetOptions {
+                let opts = client::GetOptions {
                     output: c.output.clone(),
                     dir: c.dir.clone(),
                     force: c.force,
@@ -982,37 +1072,46 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     connect: copts,
                     progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                     tls: c.sec.tls(),
+                    timeout: c.timeout,
                 };
-                let mut report = |f: &sockit::transfer::client::Fetched| {
-                    if !json {
-                        tracing::warn!("{}", f.summary());
-                    }
-                };
-                results = sockit::transfer::client::get(&host, port, &c.names, &opts, &mut report)?;
-            }
+                client::get(&host, port, &c.names, &opts, &mut report, &mut warn)
+                    .map(|r| results = r)
+            };
             if json {
-                println!(
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
                     "{}",
                     sockit::report::json_array(results.iter().map(|f| f.json()))
-                );
+                )?;
             }
-            Ok(ExitCode::SUCCESS)
+            match outcome {
+                Ok(()) | Err(TransferError::OutputClosed) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(e.into()),
+            }
         }
         Cmd::Ls(c) => {
             let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
             let copts = transfer_connect(c.v4, c.v6);
-            let entries =
-                sockit::transfer::client::ls(&host, port, &c.path, &copts, c.sec.tls().as_ref())?;
+            let entries = sockit::transfer::client::ls(
+                &host,
+                port,
+                &c.path,
+                &copts,
+                c.sec.tls().as_ref(),
+                c.timeout,
+            )?;
             let mut out = std::io::stdout().lock();
+            let human = std::io::IsTerminal::is_terminal(&out);
             if c.json {
-                let _ = writeln!(
+                writeln!(
                     out,
                     "{}",
                     sockit::report::json_array(entries.iter().map(|e| e.json()))
-                );
+                )?;
             } else {
                 for e in &entries {
-                    let _ = writeln!(out, "{}", e.line());
+                    writeln!(out, "{}", e.line(human))?;
                 }
             }
             Ok(ExitCode::SUCCESS)

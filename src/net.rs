@@ -68,6 +68,13 @@ pub enum NetError {
         /// What the resolver said.
         reason: String,
     },
+    /// Text that can only be meant as an IPv4 address, but is not one
+    /// (`300.1.1.1`): a usage error, never sent to the resolver.
+    #[error("{host:?} is not a valid IPv4 address (four numbers from 0 to 255, like 127.0.0.1)")]
+    BadAddress {
+        /// The text given.
+        host: String,
+    },
     /// The name resolved, but not to an address of the wanted family.
     #[error("host {host:?} has no {family} address; drop -4/-6 or use another host")]
     NoAddress {
@@ -256,6 +263,14 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>,
     let found: Vec<SocketAddr> = if let Ok(ip) = bare.parse::<IpAddr>() {
         vec![SocketAddr::new(ip, port)]
     } else {
+        if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            // Digits and dots are an IPv4 literal or a mistake; the
+            // resolver would read `300.1.1.1` as a name (or `1.2` as
+            // inet_aton's short form) and ask DNS about it.
+            return Err(NetError::BadAddress {
+                host: host.to_string(),
+            });
+        }
         if bare.is_empty() {
             return Err(NetError::Resolve {
                 host: host.to_string(),

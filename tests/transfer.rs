@@ -561,3 +561,283 @@ fn missing_files_and_bad_servers_give_one_sentence() {
         );
     }
 }
+
+// Issue 12, item 2: a peer that accepts and never answers, or speaks
+// something else, must not hang `get`, `get --raw` or `ls`.
+
+#[test]
+fn silent_and_foreign_peers_time_out_or_are_named() {
+    let s = setup();
+    // A peer that accepts and says nothing (like `nc -l`).
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().take(3) {
+            held.push(c.unwrap());
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    for args in [
+        vec!["get", &addr, "f.bin", "--timeout", "0.5"],
+        vec!["get", &addr, "f.bin", "--raw", "--timeout", "0.5"],
+        vec!["ls", &addr, "--timeout", "0.5"],
+    ] {
+        let started = Instant::now();
+        let f = run_in(&s.dl, &args);
+        assert_eq!(f.code(), 1, "{args:?}: {}", f.stderr);
+        assert!(started.elapsed() < Duration::from_secs(5), "{args:?}");
+        assert!(
+            f.stderr.contains("sent nothing for 0.5 s"),
+            "{args:?}: {}",
+            f.stderr
+        );
+        assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+    }
+    holder.join().unwrap();
+    // An HTTP-like server that answers with its own protocol.
+    let http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = http.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        for c in http.incoming().take(2) {
+            let mut c = c.unwrap();
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    for args in [vec!["get", &addr, "f.bin"], vec!["ls", &addr]] {
+        let f = run_in(&s.dl, &args);
+        assert_eq!(f.code(), 1, "{args:?}: {}", f.stderr);
+        assert!(
+            f.stderr
+                .contains(&format!("{addr} does not speak sockit's transfer protocol")),
+            "{args:?}: {}",
+            f.stderr
+        );
+        assert!(!f.stderr.contains("max-frame"), "{}", f.stderr);
+    }
+    server.join().unwrap();
+    assert!(!s.dl.join("f.bin.part").exists());
+}
+
+// Issue 12, item 3: recursive downloads.
+
+#[test]
+fn folder_links_do_not_loop_and_the_root_downloads_whole() {
+    let s = setup();
+    std::fs::create_dir_all(s.root.join("d/sub")).unwrap();
+    std::fs::write(s.root.join("d/a.txt"), b"a").unwrap();
+    std::fs::write(s.root.join("d/sub/b.txt"), b"b").unwrap();
+    std::fs::write(s.root.join("top.txt"), b"top").unwrap();
+    std::os::unix::fs::symlink(".", s.root.join("d/self")).unwrap();
+    std::os::unix::fs::symlink("../d", s.root.join("d/up")).unwrap();
+    // An absolute link to a file inside the root, and one that leads out.
+    std::os::unix::fs::symlink(s.root.join("top.txt"), s.root.join("abs-in")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", s.root.join("abs-out")).unwrap();
+    let (server, addr) = serve(&s.root, &[]);
+    for (i, spelling) in [".", "/", ""].iter().enumerate() {
+        let dest = s.dl.join(format!("t{i}"));
+        std::fs::create_dir_all(&dest).unwrap();
+        let f = run_in(&dest, &["get", &addr, spelling, "-r"]);
+        assert_eq!(f.code(), 0, "{spelling:?}: {}", f.stderr);
+        let mut got: Vec<String> = walk(&dest);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "abs-in",
+                "d/",
+                "d/a.txt",
+                "d/sub/",
+                "d/sub/b.txt",
+                "top.txt"
+            ],
+            "{spelling:?}: {}",
+            f.stderr
+        );
+        assert_eq!(std::fs::read(dest.join("abs-in")).unwrap(), b"top");
+    }
+    // The link itself, asked for by name, lists the real folder once.
+    let f = run_in(&s.dl, &["get", &addr, "d/self", "-r"]);
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert!(s.dl.join("self/sub/b.txt").exists());
+    assert!(!s.dl.join("self/self").exists());
+    server.kill();
+}
+
+/// Every path under `dir`, relative, folders ending in `/`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            if e.file_type().unwrap().is_dir() {
+                out.push(format!("{rel}/"));
+                todo.push(e.path());
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hostile_tree_is_bounded_by_depth() {
+    // A fake server whose every folder holds another folder.
+    let addr = fake_server(|r| match r {
+        Request::List { .. } => {
+            let mut out = frame(&Response::Entry {
+                kind: EntryKind::Dir,
+                size: 0,
+                name: "again".into(),
+            });
+            out.extend(frame(&Response::End));
+            (out, false)
+        }
+        _ => (Vec::new(), true),
+    });
+    let s = setup();
+    let f = run_in(&s.dl, &["get", &addr, "deep", "-r"]);
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("more than 64 folders deep"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn unreadable_folders_say_permission_denied() {
+    let s = setup();
+    std::fs::create_dir_all(s.root.join("locked")).unwrap();
+    std::fs::write(s.root.join("locked/secret"), b"s").unwrap();
+    std::fs::write(s.root.join("open.txt"), b"o").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        s.root.join("locked"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    for p in [&s.root, &s._tmp.path().to_path_buf()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Root reads every folder: serve as nobody then, when we are root.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        if !have_tool("setpriv") {
+            return;
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(bin());
+        c
+    } else {
+        Command::new(bin())
+    };
+    cmd.args(["serve", s.root.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let server = util::spawn(&mut cmd, Stdio::null(), None);
+    let addr = server.listening().to_string();
+    let f = run_in(&s.dl, &["ls", &addr, "locked"]);
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("locked: permission denied"),
+        "{}",
+        f.stderr
+    );
+    let f = run_in(&s.dl, &["get", &addr, ".", "-r"]);
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("permission denied"), "{}", f.stderr);
+    assert!(s.dl.join("open.txt").exists(), "the rest still arrives");
+    server
+        .stderr
+        .wait_for("LIST \"locked\" refused: permission denied");
+    server.kill();
+    std::fs::set_permissions(
+        s.root.join("locked"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+#[test]
+fn several_names_fetch_every_one_and_report_each_failure() {
+    let s = setup();
+    std::fs::write(s.root.join("one.txt"), b"1").unwrap();
+    std::fs::write(s.root.join("two.txt"), b"2").unwrap();
+    let (server, addr) = serve(&s.root, &[]);
+    let f = run_in(
+        &s.dl,
+        &["get", &addr, "missing-a", "one.txt", "missing-b", "two.txt"],
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("missing-a: no such file"), "{}", f.stderr);
+    assert!(f.stderr.contains("missing-b: no such file"), "{}", f.stderr);
+    assert!(f.stderr.contains("2 of 4 downloads failed"), "{}", f.stderr);
+    assert_eq!(std::fs::read(s.dl.join("one.txt")).unwrap(), b"1");
+    assert_eq!(std::fs::read(s.dl.join("two.txt")).unwrap(), b"2");
+    // Nothing is left for the names that failed.
+    assert!(!s.dl.join("missing-a.part").exists());
+    server.kill();
+}
+
+#[test]
+fn dash_o_dash_writes_stdout_and_dash_o_dir_saves_into_it() {
+    let s = setup();
+    let data = random_bytes(3 << 20, 21);
+    std::fs::write(s.root.join("f.bin"), &data).unwrap();
+    let (server, addr) = serve(&s.root, &[]);
+    for raw in [false, true] {
+        let mut args = vec!["get", &addr, "f.bin", "-o", "-"];
+        if raw {
+            args.push("--raw");
+        }
+        let f = run_in(&s.dl, &args);
+        assert_eq!(f.code(), 0, "{}", f.stderr);
+        assert!(f.stdout == data, "raw={raw}: stdout differs");
+        assert!(!s.dl.join("-").exists());
+    }
+    std::fs::create_dir_all(s.dl.join("into")).unwrap();
+    let f = run_in(&s.dl, &["get", &addr, "f.bin", "-o", "into"]);
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(
+        hash_file(&s.dl.join("into/f.bin")),
+        hash_file(&s.root.join("f.bin"))
+    );
+    assert!(!s.dl.join("into.part").exists());
+    server.kill();
+}
+
+#[test]
+fn a_second_get_of_the_same_file_is_told_it_is_running() {
+    let s = setup();
+    std::fs::write(s.root.join("big.bin"), random_bytes(32 << 20, 22)).unwrap();
+    // Slow enough that the first get is still running.
+    let (server, addr) = serve(&s.root, &["--max-rate", "8M"]);
+    let first = util::spawn(
+        Command::new(bin())
+            .args(["get", &addr, "big.bin"])
+            .current_dir(&s.dl),
+        Stdio::null(),
+        None,
+    );
+    wait_part(&s.dl.join("big.bin.part"), 1);
+    let second = run_in(&s.dl, &["get", &addr, "big.bin"]);
+    assert_eq!(second.code(), 1, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another download of this file is running"),
+        "{}",
+        second.stderr
+    );
+    let f = first.finish();
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(
+        hash_file(&s.dl.join("big.bin")),
+        hash_file(&s.root.join("big.bin"))
+    );
+    server.kill();
+}

@@ -27,8 +27,8 @@ const CHUNK: usize = 1 << 20;
 const CHUNKS_IN_FLIGHT: usize = 4;
 /// Start disk writeback after this many new bytes.
 const WRITEBACK_EVERY: u64 = 64 << 20;
-/// How long to wait for the server between bytes.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the server's answer, and between bytes, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `get` options.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +47,9 @@ pub struct GetOptions {
     pub progress: bool,
     /// `--tls`: how to trust the server.
     pub tls: Option<ClientTlsOptions>,
+    /// `--timeout`: how long to wait for an answer or the next bytes
+    /// (`None`: [`DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
 }
 
 impl Fetched {
@@ -156,6 +159,19 @@ struct Conn {
     codec: FrameCodec,
     /// Server address, for messages.
     server: String,
+    /// Whether a valid response has arrived yet: until then, bytes that do
+    /// not parse mean the peer is not a sockit server at all.
+    answered: bool,
+    /// The read timeout, for messages.
+    timeout: Duration,
+}
+
+/// Whether a socket error is a read or write timeout running out.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn io_err(what: &str, e: &io::Error) -> TransferError {
@@ -171,6 +187,7 @@ impl Conn {
         port: u16,
         copts: &ConnectOptions,
         tls: Option<&ClientTlsOptions>,
+        timeout: Duration,
     ) -> Result<Conn, TransferError> {
         let tcp = net::connect(host, port, copts)?;
         // Named now: once the server has closed, the socket forgets its peer.
@@ -178,8 +195,9 @@ impl Conn {
             .peer_addr()
             .map(net::show_addr)
             .unwrap_or_else(|_| format!("{host}:{port}"));
+        let _ = tcp.set_read_timeout(Some(timeout));
+        let _ = tcp.set_write_timeout(Some(timeout));
         let mut s = client_stream(host, port, tcp, tls)?;
-        let _ = s.tcp().set_read_timeout(Some(READ_TIMEOUT));
         s.write_all(MAGIC)
             .and_then(|()| s.flush())
             .map_err(|e| io_err("talk to the server", &e))?;
@@ -188,6 +206,8 @@ impl Conn {
             s,
             buf: BytesMut::with_capacity(64 * 1024),
             codec: FrameCodec::new(MAX_RESPONSE),
+            answered: false,
+            timeout,
         })
     }
 
@@ -231,7 +251,26 @@ impl Conn {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    return Err(TransferError::TimedOut {
+                        server: self.server.clone(),
+                        secs: self.timeout.as_secs_f64(),
+                        answered: self.answered,
+                    })
+                }
                 Err(e) => return Err(io_err("read from the server", &e)),
+            }
+        }
+    }
+
+    /// The error for bytes that are not the protocol: before any valid
+    /// answer, the peer is something else (an HTTP server, `nc -l`).
+    fn garbled(&self, detail: String) -> TransferError {
+        if self.answered {
+            TransferError::Protocol(detail)
+        } else {
+            TransferError::NotSockit {
+                server: self.server.clone(),
             }
         }
     }
@@ -243,12 +282,17 @@ impl Conn {
             }
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(f)) => {
-                    return Response::decode(&f).map_err(|e| TransferError::Protocol(e.to_string()))
+                    let r = Response::decode(&f).map_err(|e| self.garbled(e.to_string()))?;
+                    self.answered = true;
+                    return Ok(r);
                 }
                 Ok(None) => {}
-                Err(e) => return Err(TransferError::Protocol(e.to_string())),
+                Err(e) => return Err(self.garbled(e.to_string())),
             }
             if self.fill()? == 0 {
+                if !self.answered && !self.buf.is_empty() {
+                    return Err(self.garbled(String::new()));
+                }
                 return Err(TransferError::Protocol(format!(
                     "{} closed the connection without answering",
                     self.server
@@ -258,7 +302,129 @@ impl Conn {
     }
 }
 
-/// Downloads every name. Stops at the first failure.
+/// Deepest folder nesting a recursive `get` follows; a deeper tree from a
+/// server is a loop or hostile.
+pub const MAX_DEPTH: usize = 64;
+/// Most entries one recursive `get` accepts, over the whole tree.
+pub const MAX_TREE_ENTRIES: usize = 1_000_000;
+
+/// Whether an error concerns one name only, so the other names still go on.
+fn per_name(e: &TransferError) -> bool {
+    matches!(
+        e,
+        TransferError::Refused { .. }
+            | TransferError::Exists { .. }
+            | TransferError::HashMismatch { .. }
+            | TransferError::Usage(_)
+            | TransferError::Locked { .. }
+            | TransferError::Local { .. }
+    )
+}
+
+/// The request path for a name given by the user: `.`, `/` and `""` are
+/// the served root, and leading `./` and `/` are dropped.
+pub fn request_path(name: &str) -> &str {
+    let mut n = name;
+    loop {
+        let t = n
+            .strip_prefix("./")
+            .or_else(|| n.strip_prefix('/'))
+            .unwrap_or(n);
+        if t == n {
+            break;
+        }
+        n = t;
+    }
+    if n == "." {
+        ""
+    } else {
+        n
+    }
+}
+
+/// One `get` run: the connection, and what happened so far.
+struct Run<'a> {
+    /// The connection to the server.
+    conn: Conn,
+    /// The user's options.
+    opts: &'a GetOptions,
+    /// Files fetched (or already there).
+    done: Vec<Fetched>,
+    /// How many names or entries failed.
+    failed: usize,
+    /// Entries seen in recursive listings, against [`MAX_TREE_ENTRIES`].
+    entries: usize,
+    /// Called with each file fetched.
+    report: &'a mut dyn FnMut(&Fetched),
+    /// Called with each name or entry that failed while the run went on.
+    warn: &'a mut dyn FnMut(&TransferError),
+}
+
+impl Run<'_> {
+    /// Runs `step`; a failure that concerns one name is reported and
+    /// counted, anything else ends the run.
+    fn attempt(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<(), TransferError>,
+    ) -> Result<(), TransferError> {
+        match step(self) {
+            Err(e) if per_name(&e) => {
+                (self.warn)(&e);
+                self.failed += 1;
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// Fetches one file and reports it.
+    fn file(&mut self, remote: &str, target: &Path) -> Result<(), TransferError> {
+        let f = fetch_file(&mut self.conn, remote, target, self.opts)?;
+        (self.report)(&f);
+        self.done.push(f);
+        Ok(())
+    }
+
+    /// Fetches a directory tree, checking every name the server sends.
+    fn tree(&mut self, remote: &str, local: &Path, depth: usize) -> Result<(), TransferError> {
+        if depth > MAX_DEPTH {
+            return Err(TransferError::Protocol(format!(
+                "the served tree is more than {MAX_DEPTH} folders deep at {remote:?}; \
+                 stopping (a folder loop on the server?)"
+            )));
+        }
+        let entries = list(&mut self.conn, remote)?;
+        self.entries += entries.len();
+        if self.entries > MAX_TREE_ENTRIES {
+            return Err(TransferError::Protocol(format!(
+                "the served tree has more than {MAX_TREE_ENTRIES} entries; stopping"
+            )));
+        }
+        if !local.as_os_str().is_empty() {
+            std::fs::create_dir_all(local).map_err(|e| local_err(local, "create", &e))?;
+        }
+        for (kind, _size, name) in entries {
+            if !safe_name(&name) {
+                return Err(TransferError::Unsafe { name });
+            }
+            let r = if remote.is_empty() {
+                name.clone()
+            } else {
+                format!("{}/{name}", remote.trim_end_matches('/'))
+            };
+            let l = local.join(&name);
+            self.attempt(|run| match kind {
+                EntryKind::Dir => run.tree(&r, &l, depth + 1),
+                EntryKind::File => run.file(&r, &l),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Downloads every name. A name that fails (missing, refused, exists,
+/// mismatched) is passed to `warn` and the others still go on; the result
+/// is then [`TransferError::SomeFailed`]. A broken connection ends the run.
 ///
 /// # Errors
 /// Connection, protocol, verification and file-system errors.
@@ -268,65 +434,167 @@ pub fn get(
     names: &[String],
     opts: &GetOptions,
     report: &mut dyn FnMut(&Fetched),
+    warn: &mut dyn FnMut(&TransferError),
 ) -> Result<Vec<Fetched>, TransferError> {
+    let to_stdout = opts.output.as_deref() == Some(Path::new("-"));
     if opts.output.is_some() && (names.len() != 1 || opts.recursive) {
         return Err(TransferError::Usage(
             "-o names one file; use -d DIR for several files or -r".into(),
         ));
     }
-    let mut conn = Conn::open(host, port, &opts.connect, opts.tls.as_ref())?;
+    // A target that cannot work fails before anything is transferred.
+    let output = match &opts.output {
+        Some(o) if !to_stdout && o.is_dir() => {
+            let name = request_path(&names[0]);
+            let base = base_name(name).ok_or_else(|| {
+                TransferError::Usage(format!("{:?} does not name a file", names[0]))
+            })?;
+            Some(o.join(base))
+        }
+        o => o.clone(),
+    };
+    let conn = Conn::open(
+        host,
+        port,
+        &opts.connect,
+        opts.tls.as_ref(),
+        opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
+    )?;
+    if to_stdout {
+        let mut conn = conn;
+        let f = fetch_to_stdout(&mut conn, request_path(&names[0]))?;
+        return Ok(vec![f]);
+    }
     // No -d: save beside us, under the plain name (not ./name).
     let dest = opts.dir.clone().unwrap_or_default();
-    let mut done = Vec::new();
+    let mut run = Run {
+        conn,
+        opts,
+        done: Vec::new(),
+        failed: 0,
+        entries: 0,
+        report,
+        warn,
+    };
     for name in names {
-        let name = name.trim_start_matches("./");
+        let name = request_path(name);
         if opts.recursive {
-            let base = base_name(name).unwrap_or("download");
-            fetch_tree(&mut conn, name, &dest.join(base), opts, &mut done, report)?;
+            // The root's tree lands in the destination itself.
+            let local = match base_name(name) {
+                Some(b) => dest.join(b),
+                None if name.is_empty() => dest.clone(),
+                None => dest.join("download"),
+            };
+            run.attempt(|r| r.tree(name, &local, 0))?;
             continue;
         }
-        let target =
-            match &opts.output {
-                Some(o) => o.clone(),
-                None => dest.join(base_name(name).ok_or_else(|| {
-                    TransferError::Usage(format!("{name:?} does not name a file"))
-                })?),
-            };
-        let f = fetch_file(&mut conn, name, &target, opts)?;
-        report(&f);
-        done.push(f);
+        let target = match &output {
+            Some(o) => o.clone(),
+            None => match base_name(name) {
+                Some(b) => dest.join(b),
+                None => {
+                    run.attempt(|_| {
+                        Err(TransferError::Usage(format!(
+                            "{name:?} does not name a file; add -r for a folder"
+                        )))
+                    })?;
+                    continue;
+                }
+            },
+        };
+        run.attempt(|r| r.file(name, &target))?;
     }
-    Ok(done)
+    if run.failed > 0 {
+        return Err(TransferError::SomeFailed {
+            failed: run.failed,
+            fetched: run.done.len(),
+        });
+    }
+    Ok(run.done)
 }
 
-/// Fetches a directory tree, checking every name the server sends.
-fn fetch_tree(
-    conn: &mut Conn,
-    remote: &str,
-    local: &Path,
-    opts: &GetOptions,
-    done: &mut Vec<Fetched>,
-    report: &mut dyn FnMut(&Fetched),
-) -> Result<(), TransferError> {
-    let entries = list(conn, remote)?;
-    std::fs::create_dir_all(local)
-        .map_err(|e| io_err(&format!("create {}", local.display()), &e))?;
-    for (kind, _size, name) in entries {
-        if !safe_name(&name) {
-            return Err(TransferError::Unsafe { name });
+/// `-o -`: streams one file to stdout, hashing as it goes, and checks the
+/// hash at the end (the bytes are out by then: a mismatch is an error
+/// after the fact, said plainly).
+fn fetch_to_stdout(conn: &mut Conn, remote: &str) -> Result<Fetched, TransferError> {
+    let started = Instant::now();
+    conn.request(&Request::Get {
+        path: remote.to_string(),
+        offset: 0,
+    })?;
+    let size = match conn.response()? {
+        Response::File { size, offset: 0 } => size,
+        Response::File { offset, .. } => {
+            return Err(TransferError::Protocol(format!(
+                "asked for the whole file, the server offered bytes from {offset} on"
+            )))
         }
-        let r = format!("{}/{name}", remote.trim_end_matches('/'));
-        let l = local.join(&name);
-        match kind {
-            EntryKind::Dir => fetch_tree(conn, &r, &l, opts, done, report)?,
-            EntryKind::File => {
-                let f = fetch_file(conn, &r, &l, opts)?;
-                report(&f);
-                done.push(f);
+        other => return Err(refused(other, &conn.server)),
+    };
+    let mut out = crate::console::stdout();
+    let mut h = blake3::Hasher::new();
+    let mut got = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    while got < size {
+        let want = ((size - got) as usize).min(CHUNK);
+        let n = if !conn.buf.is_empty() {
+            let n = conn.buf.len().min(want);
+            buf[..n].copy_from_slice(&conn.buf.split_to(n));
+            n
+        } else {
+            match conn.s.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(TransferError::Interrupted {
+                        have: got,
+                        reason: format!("the server sent {got} of {size} bytes and closed"),
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(TransferError::Interrupted {
+                        have: got,
+                        reason: describe(&e),
+                    })
+                }
             }
+        };
+        h.update(&buf[..n]);
+        match out.write_all(&buf[..n]) {
+            Ok(()) => {}
+            // A reader that has seen enough (`| head`) ends us quietly.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Err(TransferError::OutputClosed)
+            }
+            Err(e) => return Err(io_err("write to stdout", &e)),
         }
+        got += n as u64;
     }
-    Ok(())
+    let _ = out.flush();
+    let want = match conn.response()? {
+        Response::Done { hash } => hash,
+        other => return Err(refused(other, &conn.server)),
+    };
+    if *h.finalize().as_bytes() != want {
+        return Err(TransferError::StdoutMismatch {
+            name: remote.to_string(),
+        });
+    }
+    Ok(Fetched {
+        path: PathBuf::from("-"),
+        bytes: size,
+        transferred: size,
+        secs: started.elapsed().as_secs_f64(),
+        outcome: Outcome::Verified { resumed_from: 0 },
+    })
+}
+
+/// A local file-system error about `path`, which concerns that name only.
+fn local_err(path: &Path, what: &str, e: &io::Error) -> TransferError {
+    TransferError::Local {
+        what: format!("{what} {}", path.display()),
+        reason: describe(e),
+    }
 }
 
 /// Turns an error response into an error.
@@ -428,14 +696,17 @@ fn fetch_file(
     }
     if let Some(parent) = target.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_err(&format!("create {}", parent.display()), &e))?;
+            std::fs::create_dir_all(parent).map_err(|e| local_err(parent, "create", &e))?;
         }
     }
     let mut retried = false;
     loop {
-        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        match attempt(conn, remote, &part, have, opts.progress) {
+        let file = open_part(&part)?;
+        let have = file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| local_err(&part, "read", &e))?;
+        match attempt(conn, remote, file, &part, have, opts.progress) {
             Ok((size, transferred)) => {
                 std::fs::rename(&part, target)
                     .map_err(|e| io_err(&format!("rename {} into place", part.display()), &e))?;
@@ -459,15 +730,50 @@ fn fetch_file(
                 );
                 retried = true;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // A .part that never got a byte (the name was refused, or
+                // the disk had no room) is not kept: there is nothing to resume.
+                if std::fs::metadata(&part)
+                    .map(|m| m.len() == 0)
+                    .unwrap_or(false)
+                {
+                    let _ = std::fs::remove_file(&part);
+                }
+                return Err(e);
+            }
         }
     }
 }
 
-/// One GET from `have` bytes on. Returns (file size, bytes received).
+/// Opens (or creates) a `.part` and locks it, so two `get`s of one file
+/// never write into the same `.part`: the second one is told and stops.
+fn open_part(part: &Path) -> Result<File, TransferError> {
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .read(true)
+        .truncate(false)
+        .open(part)
+        .map_err(|e| local_err(part, "open", &e))?;
+    // SAFETY: flock on a descriptor we own; the lock goes with the file.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(TransferError::Locked {
+                part: part.to_path_buf(),
+            });
+        }
+    }
+    Ok(file)
+}
+
+/// One GET from `have` bytes on into the locked `.part` `file`. Returns
+/// (file size, bytes received).
 fn attempt(
     conn: &mut Conn,
     remote: &str,
+    mut file: File,
     part: &Path,
     have: u64,
     progress: bool,
@@ -494,12 +800,6 @@ fn attempt(
             "asked for bytes from {have} on, the server offered {offset}"
         )));
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(part)
-        .map_err(|e| io_err(&format!("open {}", part.display()), &e))?;
     file.set_len(have)
         .and_then(|()| file.seek(SeekFrom::Start(have)).map(|_| ()))
         .map_err(|e| io_err(&format!("prepare {}", part.display()), &e))?;
@@ -670,7 +970,11 @@ fn receive(
                     Err(e) => {
                         return Err(TransferError::Interrupted {
                             have: got,
-                            reason: describe(&e),
+                            reason: if is_timeout(&e) {
+                                format!("nothing arrived for {} s", conn.timeout.as_secs_f64())
+                            } else {
+                                describe(&e)
+                            },
                         })
                     }
                 }
@@ -736,10 +1040,15 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// One `ls` line: type, size, name (directories end in `/`).
-    pub fn line(&self) -> String {
+    /// One `ls` line: type, size, name (directories end in `/`). With
+    /// `human`, sizes are in binary units (for a terminal); without, exact
+    /// byte counts (for scripts).
+    pub fn line(&self, human_sizes: bool) -> String {
         match self.kind {
             EntryKind::Dir => format!("dir  {:>14}  {}/", "-", self.name),
+            EntryKind::File if human_sizes => {
+                format!("file {:>14}  {}", human(self.size), self.name)
+            }
             EntryKind::File => format!("file {:>14}  {}", self.size, self.name),
         }
     }
@@ -769,8 +1078,9 @@ pub fn ls(
     path: &str,
     copts: &ConnectOptions,
     tls: Option<&ClientTlsOptions>,
+    timeout: Option<Duration>,
 ) -> Result<Vec<Entry>, TransferError> {
-    let mut conn = Conn::open(host, port, copts, tls)?;
+    let mut conn = Conn::open(host, port, copts, tls, timeout.unwrap_or(DEFAULT_TIMEOUT))?;
     let entries = list(&mut conn, path)?;
     entries
         .into_iter()
@@ -796,22 +1106,62 @@ pub fn get_raw(
     target: &Path,
     copts: &ConnectOptions,
     tls: Option<&ClientTlsOptions>,
+    timeout: Option<Duration>,
 ) -> Result<Fetched, TransferError> {
     let started = Instant::now();
-    if target.exists() {
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let to_stdout = target == Path::new("-");
+    if !to_stdout && target.exists() {
         return Err(TransferError::Exists {
             path: target.to_path_buf(),
         });
     }
-    let mut s = client_stream(host, port, net::connect(host, port, copts)?, tls)?;
-    let _ = s.tcp().set_read_timeout(Some(READ_TIMEOUT));
+    let tcp = net::connect(host, port, copts)?;
+    let server = tcp
+        .peer_addr()
+        .map(net::show_addr)
+        .unwrap_or_else(|_| format!("{host}:{port}"));
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let mut s = client_stream(host, port, tcp, tls)?;
     s.write_all(name.as_bytes())
         .and_then(|()| s.flush())
         .map_err(|e| io_err("send the file name", &e))?;
+    if to_stdout {
+        let n = match io::copy(&mut s, &mut *crate::console::stdout()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return Err(TransferError::OutputClosed)
+            }
+            Err(e) => return Err(io_err("receive the file", &e)),
+        };
+        if n == 0 {
+            return Err(TransferError::Empty {
+                name: name.to_string(),
+            });
+        }
+        return Ok(Fetched {
+            path: target.to_path_buf(),
+            bytes: n,
+            transferred: n,
+            secs: started.elapsed().as_secs_f64(),
+            outcome: Outcome::Unverified,
+        });
+    }
     let part = part_path(target);
     let mut file =
         File::create(&part).map_err(|e| io_err(&format!("create {}", part.display()), &e))?;
-    let n = io::copy(&mut s, &mut file).map_err(|e| io_err("receive the file", &e))?;
+    let n = io::copy(&mut s, &mut file).map_err(|e| {
+        if is_timeout(&e) {
+            TransferError::TimedOut {
+                server,
+                secs: timeout.as_secs_f64(),
+                answered: true,
+            }
+        } else {
+            io_err("receive the file", &e)
+        }
+    })?;
     file.sync_all()
         .map_err(|e| io_err("write the file (disk full?)", &e))?;
     if n == 0 {

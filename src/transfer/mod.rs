@@ -39,6 +39,53 @@ pub enum TransferError {
         /// Its error code.
         code: ErrorCode,
     },
+    /// The peer answered with bytes that are not sockit's protocol.
+    #[error("{server} does not speak sockit's transfer protocol; is it a `sockit serve`? (try --raw for a seed-style server)")]
+    NotSockit {
+        /// The server.
+        server: String,
+    },
+    /// The server sent nothing for the timeout.
+    #[error("{server} sent nothing for {secs} s{}; raise --timeout if it is just slow", if *answered { "" } else { " (it accepted the connection but never answered; is it a `sockit serve`?)" })]
+    TimedOut {
+        /// The server.
+        server: String,
+        /// The timeout.
+        secs: f64,
+        /// Whether it had answered anything before.
+        answered: bool,
+    },
+    /// Another `get` holds the lock on this `.part`.
+    #[error("another download of this file is running ({} is locked); wait for it to finish", part.display())]
+    Locked {
+        /// The locked `.part`.
+        part: PathBuf,
+    },
+    /// A local file could not be created or written; it concerns one name.
+    #[error("could not {what} ({reason})")]
+    Local {
+        /// What we were doing, with the path.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Some names failed; each was reported on its own.
+    #[error("{failed} of {} failed; see the messages above", crate::text::counted((*failed + *fetched) as u64, "download", "downloads"))]
+    SomeFailed {
+        /// Names or entries that failed.
+        failed: usize,
+        /// Files that arrived.
+        fetched: usize,
+    },
+    /// `-o -` wrote bytes whose hash does not match the server's.
+    #[error("{name}: the bytes written to stdout do not match the server's BLAKE3 hash; do not trust them")]
+    StdoutMismatch {
+        /// The remote name.
+        name: String,
+    },
+    /// Our stdout was closed by its reader: a quiet end.
+    #[error("stdout was closed")]
+    OutputClosed,
     /// The server broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -385,7 +385,22 @@ fn handle(shared: &Shared, s: &mut Stream, who: &str, req: Request) -> io::Resul
                 Err(r) => return refuse(s, who, "LIST", &path, r),
             };
             let mut entries = Vec::new();
-            if let Ok(rd) = std::fs::read_dir(&dir) {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) => {
+                    return refuse(
+                        s,
+                        who,
+                        "LIST",
+                        &path,
+                        Refusal {
+                            code: ErrorCode::Forbidden,
+                            reason: describe(&e),
+                        },
+                    )
+                }
+            };
+            {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let rel = if path.trim_end_matches('/').is_empty() {
@@ -400,6 +415,13 @@ fn handle(shared: &Shared, s: &mut Stream, who: &str, req: Request) -> io::Resul
                     let Ok(m) = std::fs::metadata(&real) else {
                         continue;
                     };
+                    // Links to folders are not listed: a tree walked through
+                    // listings then cannot loop (`d/self -> .`), and each
+                    // folder appears once, under its real name.
+                    if m.is_dir() && e.file_type().map(|t| t.is_symlink()).unwrap_or(true) {
+                        tracing::debug!("{who} LIST {path:?}: not following folder link {name:?}");
+                        continue;
+                    }
                     let kind = if m.is_dir() {
                         EntryKind::Dir
                     } else if m.is_file() {
