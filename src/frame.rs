@@ -42,6 +42,12 @@ pub enum FrameError {
         /// The limit in force.
         max: usize,
     },
+    /// A line of input is too long to become one frame.
+    #[error("a line of input is longer than the {max}-byte frame limit; shorten it or raise --max-frame")]
+    LineTooLong {
+        /// The limit in force.
+        max: usize,
+    },
     /// I/O error from the transport (only when used with `Framed*`).
     #[error(transparent)]
     Io(#[from] std::io::Error),

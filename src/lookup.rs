@@ -315,7 +315,10 @@ pub fn dns(
     };
     let qname = Name::from_utf8(&qname)
         .map_err(|e| LookupError::Invalid(format!("{name:?} is not a valid DNS name ({e})")))?;
-    let id: u16 = (std::process::id() as u16) ^ (Instant::now().elapsed().subsec_nanos() as u16);
+    // A random id, so a stray or spoofed reply is not taken for ours.
+    let mut rnd = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rnd);
+    let id = u16::from_be_bytes(rnd);
     let mut msg = Message::new();
     msg.set_id(id)
         .set_message_type(MessageType::Query)
@@ -349,6 +352,13 @@ pub fn dns(
             let _ = sock.set_read_timeout(Some(left));
             match sock.recv(&mut buf) {
                 Ok(n) => match Message::from_bytes(&buf[..n]) {
+                    // Our own query coming back: an echo server, not DNS.
+                    Ok(m) if m.id() == id && m.message_type() == MessageType::Query => {
+                        return Err(other(
+                            "it sent our own query back, so it is not a DNS server (an echo server?)"
+                                .into(),
+                        ))
+                    }
                     // Ignore stray or spoofed replies with another id.
                     Ok(m) if m.id() == id => {
                         reply = Some(m);

@@ -173,9 +173,9 @@ enum LookupCmd {
     Service {
         /// A service name from the services database.
         name: String,
-        /// tcp or udp.
-        #[arg(long, default_value = "tcp")]
-        proto: String,
+        /// tcp or udp [default: tcp].
+        #[arg(long, value_name = "PROTO")]
+        proto: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -184,9 +184,9 @@ enum LookupCmd {
     Port {
         /// A port number, 0 to 65535 (or N/tcp, N/udp).
         port: String,
-        /// tcp or udp.
-        #[arg(long, default_value = "tcp")]
-        proto: String,
+        /// tcp or udp [default: tcp].
+        #[arg(long, value_name = "PROTO")]
+        proto: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -206,8 +206,8 @@ struct LookupHostCli {
     /// Ask this DNS server directly over UDP (TCP if truncated), as dig does.
     #[arg(long, value_name = "SERVER[:PORT]")]
     dns: Option<String>,
-    /// Record type for --dns: A, AAAA, MX, TXT, PTR, CNAME, NS or ANY.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// Record type for --dns: A, AAAA, MX, TXT, PTR, CNAME, NS or ANY (default: A and AAAA).
+    #[arg(long = "type", value_name = "TYPE", requires = "dns")]
     rtype: Option<String>,
     /// Show the system resolver's answer and the DNS server's side by side.
     #[arg(long, requires = "dns")]
@@ -584,8 +584,8 @@ struct ListenCli {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     idle_timeout: Option<Duration>,
     /// Longest line a peer may send in the line modes.
-    #[arg(long, value_name = "BYTES", default_value_t = MAX_LINE)]
-    max_line: usize,
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_LINE as u64, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    max_line: u64,
     /// Bytes that may wait for one slow peer (-k, --chat) before it is disconnected.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PEER_QUEUE_BYTES)]
     peer_queue: usize,
@@ -912,7 +912,19 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             } else {
                 Messages::Args(u.messages.into_iter().map(String::into_bytes).collect())
             };
-            sockit::udp::send(&u.host, u.port, msgs, &opts, Box::new(std::io::stdout()))?;
+            let wait = opts.wait;
+            let summary =
+                sockit::udp::send(&u.host, u.port, msgs, &opts, Box::new(std::io::stdout()))?;
+            if let Some(n) = u.count_replies {
+                if summary.replies < n {
+                    anyhow::bail!(
+                        "only {} of the {} asked for by --count-replies arrived within {} s; raise --wait if the server is slow",
+                        summary.replies,
+                        sockit::text::counted(n, "reply", "replies"),
+                        wait.as_secs_f64()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Tcp(TcpCmd::Connect(c)) => {
@@ -955,7 +967,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     idle_timeout: l.idle_timeout,
                     text: text.clone(),
                     frame: l.text.frame(),
-                    max_line: l.max_line.max(1),
+                    max_line: l.max_line as usize,
                     peer_queue_bytes: l.peer_queue.max(1),
                     ..ServerOptions::default()
                 },
@@ -1165,7 +1177,12 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     ports.len()
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            // Like `nc -z`: usable in `if`, 1 when nothing was open.
+            Ok(if open.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Bench(BenchCmd::Server { listen, sec }) => {
             sockit::net::raise_nofile_limit();
@@ -1211,6 +1228,49 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 M::UdpRr => 64,
                 M::Conns => 1,
             };
+            // Flags a test would ignore are refused, not dropped silently.
+            let tcp_only = |flag: &str| {
+                Usage(format!(
+                    "{flag} works with the tcp test only, not {}",
+                    mode.name()
+                ))
+            };
+            if mode != M::Tcp {
+                if c.reverse {
+                    return Err(tcp_only("-R/--reverse").into());
+                }
+                if c.bidir {
+                    return Err(tcp_only("--bidir").into());
+                }
+                if c.parallel != 1 {
+                    return Err(tcp_only("-P/--parallel").into());
+                }
+                if c.bytes.is_some() {
+                    return Err(tcp_only("-n/--bytes").into());
+                }
+            }
+            if c.rate != 0 && !matches!(mode, M::Udp) {
+                return Err(Usage(format!(
+                    "-b/--rate paces the udp test only, not {}",
+                    mode.name()
+                ))
+                .into());
+            }
+            if let Some(len) = c.len {
+                use sockit::bench::proto::{MAX_TCP_LEN, MAX_UDP_LEN, MIN_UDP_LEN};
+                let (lo, hi) = match mode {
+                    M::Udp | M::UdpRr => (MIN_UDP_LEN as u64, MAX_UDP_LEN as u64),
+                    M::Tcp | M::Rr => (1, MAX_TCP_LEN as u64),
+                    M::Conns => return Err(Usage("-l/--len means nothing to the conns test".into()).into()),
+                };
+                if !(lo..=hi).contains(&len) {
+                    return Err(Usage(format!(
+                        "-l {len} is outside what the {} test takes: {lo} to {hi} bytes",
+                        mode.name()
+                    ))
+                    .into());
+                }
+            }
             let opts = sockit::bench::client::ClientOptions {
                 mode,
                 parallel: c.parallel as usize,
@@ -1287,12 +1347,23 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
             };
             let (dh, dp) = host_port(server, 53).map_err(Usage)?;
             let server = sockit::net::resolve(&dh, dp, Family::Any)?[0];
-            let rtype = match &h.rtype {
-                Some(t) => lookup::record_type(t)?,
-                None if h.v6 => hickory_proto::rr::RecordType::AAAA,
-                None => hickory_proto::rr::RecordType::A,
+            use hickory_proto::rr::RecordType;
+            // Every address, as `host` asks: A and AAAA, unless narrowed.
+            let rtypes = match &h.rtype {
+                Some(t) => vec![lookup::record_type(t).map_err(|e| Usage(e.to_string()))?],
+                None if h.v6 => vec![RecordType::AAAA],
+                None if h.v4 => vec![RecordType::A],
+                None => vec![RecordType::A, RecordType::AAAA],
             };
-            let result = lookup::dns(server, &h.name, rtype, h.timeout, 3);
+            let rtype = rtypes
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let result = rtypes.iter().try_fold(Vec::new(), |mut all, t| {
+                all.extend(lookup::dns(server, &h.name, *t, h.timeout, 3)?);
+                Ok::<_, lookup::LookupError>(all)
+            });
             if h.compare {
                 // Both sides, even when one of them fails: the difference is the point.
                 let sys = system()
@@ -1374,8 +1445,16 @@ fn run_lookup(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
 }
 
 /// Splits `NAME/PROTO` (or takes `--proto`), checking the protocol.
-fn split_proto(arg: &str, proto: &str) -> Result<(String, String), Usage> {
-    let (name, proto) = arg.split_once('/').unwrap_or((arg, proto));
+fn split_proto(arg: &str, flag: &Option<String>) -> Result<(String, String), Usage> {
+    let (name, proto) = match (arg.split_once('/'), flag.as_deref()) {
+        (Some((_, p)), Some(f)) if p != f => {
+            return Err(Usage(format!(
+                "{arg:?} says {p} but --proto says {f}; give the protocol once"
+            )))
+        }
+        (Some((n, p)), _) => (n, p),
+        (None, f) => (arg, f.unwrap_or("tcp")),
+    };
     if proto != "tcp" && proto != "udp" {
         return Err(Usage(format!("unknown protocol {proto:?}; use tcp or udp")));
     }

@@ -394,6 +394,14 @@ fn connect_one(addr: SocketAddr, opts: &ConnectOptions) -> Result<std::net::TcpS
     Ok(sock.into())
 }
 
+/// Arms a socket to close with a reset (`SO_LINGER` 0) instead of a FIN:
+/// for a peer we turn away (`--deny`, `--max-conns`) or stop reading, so
+/// its side fails loudly instead of seeing a clean, empty session.
+/// The reset goes out when the last descriptor of the socket is closed.
+pub fn arm_reset<S: std::os::fd::AsFd>(s: &S) {
+    let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+}
+
 /// Picks the local address for `--bind` that matches the family of `remote`.
 fn local_for(bind: &BindAddr, remote: SocketAddr) -> Result<SocketAddr, NetError> {
     match &bind.host {

@@ -515,6 +515,14 @@ impl Verifier {
             .ok()?;
         let name = ServerName::try_from("sockit.invalid").ok()?;
         match v.verify_server_cert(ee, &[], &name, &[], now) {
+            // Its issuer is someone else: a CA-signed certificate whose CA
+            // this machine does not trust. First use is not for those.
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => Some(
+                "it is not self-signed but issued by an authority this machine does not trust, \
+                 so trust on first use does not apply; add --tls-ca FILE with that authority's \
+                 certificate"
+                    .into(),
+            ),
             Err(rustls::Error::InvalidCertificate(
                 e @ (CertificateError::Expired
                 | CertificateError::ExpiredContext { .. }
@@ -537,7 +545,7 @@ impl Verifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Some(p) = self.self_signed_problem(ee, now) {
             return Err(self.refuse(format!(
-                "the self-signed certificate of {} was refused: {p}; nothing was sent",
+                "the certificate of {} was refused: {p}; nothing was sent",
                 self.key
             )));
         }

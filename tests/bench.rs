@@ -4,6 +4,7 @@ mod util;
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::Duration;
 
 use util::*;
 
@@ -100,11 +101,7 @@ fn bad_clients_get_clear_errors_and_the_server_carries_on() {
     let reply = read_to_end(&mut s);
     assert!(String::from_utf8_lossy(&reply).contains("same sockit version"));
     // Absurd sizes, rates and times, from the real client.
-    for args in [
-        &["udp", "-t", "0.2", "-l", "70000"][..],
-        &["tcp", "-t", "500"][..],
-        &["udp", "-t", "0.2", "-l", "4"][..],
-    ] {
+    for args in [&["tcp", "-t", "500"][..]] {
         let mut full = vec!["bench", "client", &a];
         full.extend_from_slice(args);
         let f = run(&full, b"");
@@ -117,6 +114,31 @@ fn bad_clients_get_clear_errors_and_the_server_carries_on() {
         b"",
     );
     assert_eq!(f.code(), 2, "{}", f.stderr);
+    // Sizes outside a test's limits are usage errors that name the limit
+    // (issue 12: `-l 10G` used to show up as `len 4294967295`).
+    for (args, limit) in [
+        (&["udp", "-l", "70000"][..], "16 to 65507 bytes"),
+        (&["udp", "-l", "4"][..], "16 to 65507 bytes"),
+        (&["tcp", "-l", "10G"][..], "1 to 4194304 bytes"),
+    ] {
+        let mut full = vec!["bench", "client", &a];
+        full.extend_from_slice(args);
+        let f = run(&full, b"");
+        assert_eq!(f.code(), 2, "{args:?}: {}", f.stderr);
+        assert!(f.stderr.contains(limit), "{args:?}: {}", f.stderr);
+    }
+    // Flags a test would ignore are refused.
+    for args in [
+        &["udp", "-R"][..],
+        &["rr", "-P", "4"],
+        &["udp-rr", "--bidir"],
+        &["rr", "-b", "10M"],
+    ] {
+        let mut full = vec!["bench", "client", &a];
+        full.extend_from_slice(args);
+        let f = run(&full, b"");
+        assert_eq!(f.code(), 2, "{args:?}: {}", f.stderr);
+    }
     // A client that connects and says nothing does not disturb others.
     let _silent = TcpStream::connect(addr).unwrap();
     let f = run(&["bench", "client", &a, "rr", "-t", "0.2"], b"");
@@ -137,4 +159,33 @@ fn a_server_that_disappears_mid_test_is_a_clear_error() {
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(f.stderr.contains("disappeared"), "{}", f.stderr);
     assert_eq!(f.stderr.trim().lines().count(), 1, "{}", f.stderr);
+}
+
+#[test]
+fn a_file_server_or_a_silent_server_is_not_a_bench_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let serve = sockit_noinput(&["serve", tmp.path().to_str().unwrap(), "-l", "127.0.0.1:0"]);
+    let fs = serve.listening().to_string();
+    // Like an HTTP server: it waits for a request line that never comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sa = silent.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        let c = silent.accept();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(c);
+    });
+    for server in [&fs, &sa] {
+        let started = std::time::Instant::now();
+        let f = run(&["bench", "client", server, "rr", "-t", "1"], b"");
+        assert_eq!(f.code(), 1, "{}", f.stderr);
+        assert!(
+            f.stderr.contains(&format!("{server} is not a sockit bench server")),
+            "{}",
+            f.stderr
+        );
+        assert!(f.stdout.is_empty(), "no binary on stdout");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    }
+    holder.join().unwrap();
+    serve.kill();
 }

@@ -412,5 +412,38 @@ fn scan_reports_exactly_the_three_open_ports() {
         let f = run(&["scan", "127.0.0.1", bad], b"");
         assert_eq!(f.code(), 2, "{bad:?}: {}", f.stderr);
     }
+    // Nothing open in the range: exit 1, so `if sockit scan …` works like nc -z.
+    let f = run(&["scan", "127.0.0.1", &format!("{}", base + 2)], b"");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("0 open of 1 scanned"), "{}", f.stderr);
     drop(held);
+}
+
+#[test]
+fn dns_asks_for_a_and_aaaa_and_is_not_fooled_by_an_echo() {
+    if let Some(d) = dnsmasq() {
+        let server = format!("127.0.0.1:{}", d.port);
+        let f = run(&["lookup", "host", "www.example.test", "--dns", &server], b"");
+        assert_eq!(f.code(), 0, "{}", f.stderr);
+        assert!(out(&f).contains("192.0.2.10"), "{}", out(&f));
+        assert!(out(&f).contains("2001:db8::10"), "{}", out(&f));
+        let f = run(&["lookup", "host", "www.example.test", "--dns", &server, "-4"], b"");
+        assert!(!out(&f).contains("2001:db8::10"), "{}", out(&f));
+        d.proc.kill();
+    }
+    // A UDP echo server sends our own query back: that is no answer.
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let server = echo.listening().to_string();
+    let f = run(&["lookup", "host", "www.example.test", "--dns", &server, "--timeout", "1"], b"");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("not a DNS server"), "{}", f.stderr);
+    assert!(!f.stderr.contains("has no A record"), "{}", f.stderr);
+    echo.kill();
+    // Record types it does not know, and --type without --dns, are usage errors.
+    let f = run(&["lookup", "host", "x.test", "--dns", &server, "--type", "SRV"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+    let f = run(&["lookup", "host", "localhost", "--type", "A"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+    let f = run(&["lookup", "port", "80/udp", "--proto", "tcp"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
 }

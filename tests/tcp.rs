@@ -783,3 +783,44 @@ fn idle_timeout_is_a_failure_with_a_sentence() {
         f.stderr
     );
 }
+
+// Issue 12, item 5: exit codes a script can use.
+
+#[test]
+fn a_client_turned_away_by_deny_or_max_conns_exits_1() {
+    let deny = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "--deny", "127.0.0.1"]);
+    let (host, port) = s(deny.listening());
+    let f = run(&["tcp", "connect", &host, &port], b"hello\n");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("reset"), "{}", f.stderr);
+    deny.kill();
+    let full = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "--max-conns", "1"]);
+    let addr = full.listening();
+    let (host, port) = s(addr);
+    let mut first = connect(addr);
+    first.write_all(b"x").unwrap();
+    assert_eq!(read_exact(&mut first, 1), b"x");
+    let f = run(&["tcp", "connect", &host, &port], b"hello\n");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    full.kill();
+    // The one-peer listener, too.
+    let one = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--deny", "127.0.0.0/8"]);
+    let (host, port) = s(one.listening());
+    let f = run(&["tcp", "connect", &host, &port], b"hello\n");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    one.kill();
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_with_clap_s_own_list() {
+    let f = run(&["tcp", "connect", "127.0.0.1"], b"");
+    assert_eq!(f.code(), 2);
+    assert!(f.stderr.contains("not provided: <PORT>"), "{}", f.stderr);
+    for bad in ["300.1.1.1", "1.2.3", "999"] {
+        let f = run(&["tcp", "connect", bad, "80"], b"");
+        assert_eq!(f.code(), 2, "{bad}: {}", f.stderr);
+        assert!(f.stderr.contains("not a valid IPv4 address"), "{}", f.stderr);
+    }
+    let f = run(&["tcp", "listen", "127.0.0.1:0", "--upper", "--max-line", "0"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+}

@@ -1106,3 +1106,32 @@ fn idle_timeouts_and_max_conns_hold_under_tls() {
     assert_eq!(f.code(), 0, "{}", f.stderr);
     server.kill();
 }
+
+#[test]
+fn a_ca_signed_certificate_without_its_ca_is_not_taken_for_self_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path());
+    let (cert, key) = pki.issue("leaf", &["localhost"], false);
+    let (server, addr, _) = listener(
+        tmp.path(),
+        &[
+            "tcp", "listen", "127.0.0.1:0", "--echo", "--tls", "--tls-cert", &cert, "--tls-key",
+            &key,
+        ],
+    );
+    let port = port_of(&addr);
+    for extra in [&[][..], &["--tofu"][..]] {
+        let mut args = vec!["tcp", "connect", "localhost", port, "-4", "--tls"];
+        args.extend_from_slice(extra);
+        let f = client(tmp.path(), &args, b"leak\n");
+        assert_eq!(f.code(), 1, "{}", f.stderr);
+        assert!(f.stderr.contains("is not self-signed"), "{}", f.stderr);
+        assert!(f.stderr.contains("--tls-ca"), "{}", f.stderr);
+        assert!(!f.stderr.contains("unknown self-signed"), "{}", f.stderr);
+        assert!(f.stdout.is_empty());
+    }
+    // --tofu recorded nothing.
+    let known = std::fs::read_to_string(tmp.path().join("sockit/known_hosts")).unwrap_or_default();
+    assert!(!known.contains(port), "{known}");
+    server.kill();
+}

@@ -29,7 +29,14 @@ pub enum BenchError {
     /// TLS set-up, trust or handshake failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The peer answered the hello with something else, or not at all.
+    #[error("{0} is not a sockit bench server (start one with `sockit bench server`)")]
+    NotBench(String),
 }
+
+/// How long a bench server may take to answer the hello: it answers at
+/// once, so a longer silence means something else is listening.
+const HELLO_REPLY_WAIT: Duration = Duration::from_secs(2);
 
 fn lost(what: &str, e: &io::Error) -> BenchError {
     BenchError::Lost(format!("disappeared during {what} ({})", describe(e)))
@@ -161,12 +168,19 @@ fn open(
     };
     let mut s = client_stream(&host, addr.port(), tcp, o.tls.as_ref())?;
     write_frame(&mut s, hello.encode().as_bytes()).map_err(|e| lost("the hello", &e))?;
-    let _ = s.tcp().set_read_timeout(Some(
-        Duration::from_secs_f64(hello.secs) + Duration::from_secs(15),
-    ));
+    let _ = s.tcp().set_read_timeout(Some(HELLO_REPLY_WAIT));
+    let who = net::show_addr(addr);
     let reply = read_frame(&mut s).map_err(|e| {
         if e.to_string() == SPEAKS_TLS {
-            BenchError::Tls(TlsError::ServerSpeaksTls(net::show_addr(addr)))
+            BenchError::Tls(TlsError::ServerSpeaksTls(who.clone()))
+        } else if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::InvalidData
+                | io::ErrorKind::UnexpectedEof
+        ) {
+            BenchError::NotBench(who.clone())
         } else {
             lost("the hello", &e)
         }
@@ -175,8 +189,11 @@ fn open(
         return Err(BenchError::Refused(why.to_string()));
     }
     if !reply.starts_with("OK") {
-        return Err(BenchError::Lost(format!("answered {reply:?}")));
+        return Err(BenchError::NotBench(who));
     }
+    let _ = s.tcp().set_read_timeout(Some(
+        Duration::from_secs_f64(hello.secs) + Duration::from_secs(15),
+    ));
     Ok((s, reply))
 }
 

@@ -71,6 +71,7 @@ pub async fn serve_with(
         };
         if let Err(why) = sec.access.check(peer.ip()) {
             tracing::warn!("refused {}: {why}", show_addr(peer));
+            crate::net::arm_reset(&s);
             continue;
         }
         let _ = s.set_nodelay(true);

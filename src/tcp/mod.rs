@@ -207,6 +207,7 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
         };
         if let Err(why) = opts.access.check(peer.ip()) {
             tracing::warn!("refused {}: {why}", show_addr(peer));
+            net::arm_reset(&stream);
             continue;
         }
         let Some(t) = &opts.tls else {

@@ -337,7 +337,7 @@ pub fn run(
         // We stopped reading or failed: tell the peer with a reset, so a
         // sender there knows its bytes were not all taken.
         Err(PipeError::Output(_) | PipeError::Frame(_) | PipeError::Idle { .. })
-        | Ok(Outcome::OutputClosed) => abort(&stream),
+        | Ok(Outcome::OutputClosed) => crate::net::arm_reset(&stream),
         _ => {
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -379,11 +379,7 @@ fn confirm_delivery(stream: &TcpStream) -> Result<(), String> {
     }
 }
 
-/// Closes the connection with a reset (`SO_LINGER` 0) instead of a FIN.
-pub fn abort(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
-    // The reset goes out when the last descriptor of the socket closes.
-}
+
 
 /// Maps a socket error to a session error.
 fn sock_err(peer: SocketAddr, e: &io::Error) -> PipeError {
@@ -529,7 +525,9 @@ fn send_from(
     let mut pending = BytesMut::new();
     let mut out = BytesMut::new();
     let mut codec = opts.frame.map(FrameCodec::new);
-    let max_line = opts.frame.unwrap_or(MAX_LINE);
+    // One byte over the frame limit, so a line that does not fit shows up
+    // as a piece longer than the limit.
+    let max_line = opts.frame.map(|m| m.saturating_add(1)).unwrap_or(MAX_LINE);
     loop {
         let n = match input.read(&mut chunk) {
             Ok(n) => n,
@@ -555,10 +553,9 @@ fn send_from(
                 quit = true;
             }
             if let Some(codec) = codec.as_mut() {
-                if !line.ended && line.data.len() >= max_line {
-                    return Err(FrameError::SendTooLong {
-                        len: line.data.len(),
-                        max: max_line,
+                if line.data.len() >= max_line {
+                    return Err(FrameError::LineTooLong {
+                        max: max_line - 1,
                     }
                     .into());
                 }

@@ -176,6 +176,7 @@ pub async fn serve(
         if let Err(why) = shared.opts.access.check(peer.ip()) {
             summary.refused += 1;
             tracing::warn!("refused {}: {why}", show_addr(peer));
+            crate::net::arm_reset(&stream);
             drop(stream);
             continue;
         }
@@ -189,6 +190,7 @@ pub async fn serve(
                         show_addr(peer),
                         limit.unwrap_or(0)
                     );
+                    crate::net::arm_reset(&stream);
                     drop(stream);
                     continue;
                 }

@@ -146,8 +146,10 @@ fn bind_udp(addr: SocketAddr, reuse_port: bool, dual_stack: bool) -> Result<Sock
     let map = |e: io::Error| net::bind_error(addr, e);
     let s =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(map)?;
-    s.set_reuse_address(true).map_err(map)?;
+    // Without --reuse-port a taken port is an error, not a silent second
+    // listener that receives nothing (SO_REUSEADDR allows that for UDP).
     if reuse_port {
+        s.set_reuse_address(true).map_err(map)?;
         s.set_reuse_port(true).map_err(map)?;
     }
     if addr.is_ipv6() {

@@ -433,3 +433,13 @@ pub fn peer_script(name: &str) -> PathBuf {
         .join("peers")
         .join(name)
 }
+
+/// A stdout whose reader is already gone: every write to it fails with
+/// EPIPE, as with `sockit … | head -0`.
+pub fn closed_pipe() -> Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    unsafe { libc::close(fds[0]) };
+    Stdio::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) })
+}
