@@ -42,6 +42,8 @@ pub enum Attempt {
 pub struct PingSummary {
     /// Every attempt, in order.
     pub attempts: Vec<Attempt>,
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
 }
 
 impl PingSummary {
@@ -69,7 +71,11 @@ impl PingSummary {
             100.0 * (n - t.len()) as f64 / n as f64
         };
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let mut s = format!("{n} attempts, {} connected, {loss:.0}% loss", t.len());
+        let mut s = format!(
+            "{}, {} connected, {loss:.0}% loss",
+            crate::text::counted(n as u64, "attempt", "attempts"),
+            t.len()
+        );
         if let (Some(first), Some(last)) = (t.first(), t.last()) {
             let med = t[t.len() / 2];
             let p99 = t[((t.len() as f64 - 1.0) * 0.99).round() as usize];
@@ -119,11 +125,18 @@ pub fn ping(
     let addr = net::resolve(host, port, opts.family)?[0];
     let shown = show_addr(addr);
     let mut summary = PingSummary::default();
+    crate::interrupt::catch();
     for i in 0..opts.count {
-        if i > 0 {
-            std::thread::sleep(opts.interval);
+        // Ctrl-C ends the run; the caller prints the summary, as ping(8) does.
+        if (i > 0 && crate::interrupt::sleep(opts.interval)) || crate::interrupt::requested() {
+            summary.interrupted = true;
+            break;
         }
         let a = connect_once(addr, opts.timeout);
+        if crate::interrupt::requested() && !matches!(a, Attempt::Connected(_)) {
+            summary.interrupted = true;
+            break;
+        }
         let line = match a {
             Attempt::Connected(d) => format!(
                 "connected to {shown}: seq={} time={:.3} ms",
@@ -327,6 +340,7 @@ mod tests {
     #[test]
     fn summary_line() {
         let s = PingSummary {
+            interrupted: false,
             attempts: vec![
                 Attempt::Connected(Duration::from_micros(100)),
                 Attempt::Refused,

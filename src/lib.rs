@@ -11,6 +11,7 @@
 //! | [`net`] | address parsing, system-resolver lookups, connect to every address, bind listeners, `RLIMIT_NOFILE` |
 //! | [`text`] | bounded line splitting, quit words, CRLF, UTF-8/GBK, upper-casing (pure, no I/O) |
 //! | [`frame`] | length-prefixed framing codec, the sticky-packet fix (pure, no I/O) |
+//! | [`interrupt`] | Ctrl-C for blocking commands: a flag, interrupted calls, the exit-code rule |
 //! | [`console`] | stdin and stdout threads behind bounded channels for async servers |
 //! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (many peers: hub, echo, upper, chat), [`tcp::wire`] (lines or frames) |
 //! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
@@ -33,6 +34,7 @@ pub mod console;
 pub mod demo;
 pub mod diag;
 pub mod frame;
+pub mod interrupt;
 pub mod lookup;
 pub mod net;
 pub mod report;

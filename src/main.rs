@@ -1007,6 +1007,8 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 eprintln!("{}", t.banner);
             }
             tracing::warn!("serving {} read-only", root.path().display());
+            // Ctrl-C is how a server is stopped: a clean exit 0.
+            sockit::interrupt::catch();
             sockit::transfer::server::serve(
                 listener,
                 sockit::transfer::server::ServeOptions {
@@ -1033,6 +1035,8 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 }
             };
             let mut warn = |e: &TransferError| eprintln!("sockit: {e}");
+            // Ctrl-C stops the download cleanly and keeps the .part.
+            sockit::interrupt::catch();
             let outcome = if c.raw {
                 let mut failed = 0;
                 for name in &c.names {
@@ -1099,6 +1103,10 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             }
             match outcome {
                 Ok(()) | Err(TransferError::OutputClosed) => Ok(ExitCode::SUCCESS),
+                Err(e @ TransferError::Stopped { .. }) => {
+                    eprintln!("sockit: {e}");
+                    Ok(ExitCode::from(sockit::interrupt::EXIT_INTERRUPTED))
+                }
                 Err(e) => Err(e.into()),
             }
         }
@@ -1138,8 +1146,10 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
             };
             let mut out = std::io::stdout().lock();
             let summary = sockit::diag::ping(&p.host, p.port, &opts, &mut out)?;
-            let _ = writeln!(out, "--- {}", summary.line());
-            Ok(if summary.times().is_empty() {
+            writeln!(out, "--- {}", summary.line())?;
+            Ok(if summary.interrupted {
+                ExitCode::from(sockit::interrupt::EXIT_INTERRUPTED)
+            } else if summary.times().is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -1261,7 +1271,9 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 let (lo, hi) = match mode {
                     M::Udp | M::UdpRr => (MIN_UDP_LEN as u64, MAX_UDP_LEN as u64),
                     M::Tcp | M::Rr => (1, MAX_TCP_LEN as u64),
-                    M::Conns => return Err(Usage("-l/--len means nothing to the conns test".into()).into()),
+                    M::Conns => {
+                        return Err(Usage("-l/--len means nothing to the conns test".into()).into())
+                    }
                 };
                 if !(lo..=hi).contains(&len) {
                     return Err(Usage(format!(

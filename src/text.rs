@@ -241,6 +241,14 @@ pub fn counted(n: u64, one: &str, many: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn counts_take_the_right_noun() {
+        assert_eq!(counted(1, "peer", "peers"), "1 peer");
+        assert_eq!(counted(0, "peer", "peers"), "0 peers");
+        assert_eq!(counted(2, "entry", "entries"), "2 entries");
+        assert_eq!(plural(1, "reply", "replies"), "reply");
+    }
+
     fn lines(input: &[u8], max: usize, chunk: usize) -> Vec<(Vec<u8>, bool)> {
         let mut buf = BytesMut::new();
         let mut out = Vec::new();

@@ -179,12 +179,17 @@ fn a_file_server_or_a_silent_server_is_not_a_bench_server() {
         let f = run(&["bench", "client", server, "rr", "-t", "1"], b"");
         assert_eq!(f.code(), 1, "{}", f.stderr);
         assert!(
-            f.stderr.contains(&format!("{server} is not a sockit bench server")),
+            f.stderr
+                .contains(&format!("{server} is not a sockit bench server")),
             "{}",
             f.stderr
         );
         assert!(f.stdout.is_empty(), "no binary on stdout");
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
     holder.join().unwrap();
     serve.kill();

@@ -8,7 +8,12 @@ use std::process::{Command, Stdio};
 use util::*;
 
 fn into_closed_pipe(args: &[&str]) -> Finished {
-    util::spawn(Command::new(bin()).args(args), Stdio::null(), Some(closed_pipe())).finish()
+    util::spawn(
+        Command::new(bin()).args(args),
+        Stdio::null(),
+        Some(closed_pipe()),
+    )
+    .finish()
 }
 
 fn assert_quiet(args: &[&str]) {

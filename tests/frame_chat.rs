@@ -344,3 +344,65 @@ fn stalled_chat_peer_does_not_delay_others() {
     let _ = a_w.shutdown(Shutdown::Both);
     let _ = a_drain.join();
 }
+
+#[test]
+fn a_stopping_chat_server_tells_its_members_the_room_is_closing() {
+    let server = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--chat"]);
+    let addr = server.listening();
+    let mut alice = Member::join(addr);
+    alice.expect("welcome");
+    let mut bob = Member::join(addr);
+    bob.expect("welcome");
+    alice.expect("joined");
+    let f = server.interrupt();
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    for m in [&mut alice, &mut bob] {
+        m.expect("the room is closing");
+        let mut rest = String::new();
+        let _ = m.r.read_to_string(&mut rest);
+        assert!(!rest.contains("left"), "{rest}");
+    }
+}
+
+#[test]
+fn a_line_over_max_frame_names_the_limit_not_a_cut_length() {
+    let server = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--frame", "--echo"]);
+    let a = server.listening();
+    let line = format!("{}\n", "x".repeat(150));
+    let f = run(
+        &[
+            "tcp",
+            "connect",
+            &a.ip().to_string(),
+            &a.port().to_string(),
+            "--frame",
+            "--max-frame",
+            "100",
+        ],
+        line.as_bytes(),
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("longer than the 100-byte frame limit"),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("a 100-byte message"), "{}", f.stderr);
+    // A line of exactly the limit is fine.
+    let line = format!("{}\n", "y".repeat(100));
+    let f = run(
+        &[
+            "tcp",
+            "connect",
+            &a.ip().to_string(),
+            &a.port().to_string(),
+            "--frame",
+            "--max-frame",
+            "100",
+        ],
+        line.as_bytes(),
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(f.stdout, line.as_bytes());
+    server.kill();
+}

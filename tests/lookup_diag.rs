@@ -423,27 +423,73 @@ fn scan_reports_exactly_the_three_open_ports() {
 fn dns_asks_for_a_and_aaaa_and_is_not_fooled_by_an_echo() {
     if let Some(d) = dnsmasq() {
         let server = format!("127.0.0.1:{}", d.port);
-        let f = run(&["lookup", "host", "www.example.test", "--dns", &server], b"");
+        let f = run(
+            &["lookup", "host", "www.example.test", "--dns", &server],
+            b"",
+        );
         assert_eq!(f.code(), 0, "{}", f.stderr);
         assert!(out(&f).contains("192.0.2.10"), "{}", out(&f));
         assert!(out(&f).contains("2001:db8::10"), "{}", out(&f));
-        let f = run(&["lookup", "host", "www.example.test", "--dns", &server, "-4"], b"");
+        let f = run(
+            &["lookup", "host", "www.example.test", "--dns", &server, "-4"],
+            b"",
+        );
         assert!(!out(&f).contains("2001:db8::10"), "{}", out(&f));
         d.proc.kill();
     }
     // A UDP echo server sends our own query back: that is no answer.
     let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
     let server = echo.listening().to_string();
-    let f = run(&["lookup", "host", "www.example.test", "--dns", &server, "--timeout", "1"], b"");
+    let f = run(
+        &[
+            "lookup",
+            "host",
+            "www.example.test",
+            "--dns",
+            &server,
+            "--timeout",
+            "1",
+        ],
+        b"",
+    );
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(f.stderr.contains("not a DNS server"), "{}", f.stderr);
     assert!(!f.stderr.contains("has no A record"), "{}", f.stderr);
     echo.kill();
     // Record types it does not know, and --type without --dns, are usage errors.
-    let f = run(&["lookup", "host", "x.test", "--dns", &server, "--type", "SRV"], b"");
+    let f = run(
+        &[
+            "lookup", "host", "x.test", "--dns", &server, "--type", "SRV",
+        ],
+        b"",
+    );
     assert_eq!(f.code(), 2, "{}", f.stderr);
     let f = run(&["lookup", "host", "localhost", "--type", "A"], b"");
     assert_eq!(f.code(), 2, "{}", f.stderr);
     let f = run(&["lookup", "port", "80/udp", "--proto", "tcp"], b"");
     assert_eq!(f.code(), 2, "{}", f.stderr);
+}
+
+#[test]
+fn an_interrupted_ping_prints_its_summary_and_exits_130() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let p = sockit(&[
+        "ping",
+        "127.0.0.1",
+        &port,
+        "-c",
+        "1000",
+        "--interval",
+        "0.05",
+    ]);
+    p.out().wait_for("seq=2 ");
+    let f = p.interrupt();
+    assert_eq!(f.code(), 130, "{}", f.stderr);
+    let text = String::from_utf8_lossy(&f.stdout).into_owned();
+    assert!(
+        text.contains("--- ") && text.contains("connected"),
+        "{text}"
+    );
+    assert!(!text.contains("1000 attempts"), "{text}");
 }

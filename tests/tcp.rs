@@ -788,7 +788,14 @@ fn idle_timeout_is_a_failure_with_a_sentence() {
 
 #[test]
 fn a_client_turned_away_by_deny_or_max_conns_exits_1() {
-    let deny = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "--deny", "127.0.0.1"]);
+    let deny = sockit_noinput(&[
+        "tcp",
+        "listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--deny",
+        "127.0.0.1",
+    ]);
     let (host, port) = s(deny.listening());
     let f = run(&["tcp", "connect", &host, &port], b"hello\n");
     assert_eq!(f.code(), 1, "{}", f.stderr);
@@ -819,8 +826,15 @@ fn bad_arguments_are_usage_errors_with_clap_s_own_list() {
     for bad in ["300.1.1.1", "1.2.3", "999"] {
         let f = run(&["tcp", "connect", bad, "80"], b"");
         assert_eq!(f.code(), 2, "{bad}: {}", f.stderr);
-        assert!(f.stderr.contains("not a valid IPv4 address"), "{}", f.stderr);
+        assert!(
+            f.stderr.contains("not a valid IPv4 address"),
+            "{}",
+            f.stderr
+        );
     }
-    let f = run(&["tcp", "listen", "127.0.0.1:0", "--upper", "--max-line", "0"], b"");
+    let f = run(
+        &["tcp", "listen", "127.0.0.1:0", "--upper", "--max-line", "0"],
+        b"",
+    );
     assert_eq!(f.code(), 2, "{}", f.stderr);
 }

@@ -1115,7 +1115,14 @@ fn a_ca_signed_certificate_without_its_ca_is_not_taken_for_self_signed() {
     let (server, addr, _) = listener(
         tmp.path(),
         &[
-            "tcp", "listen", "127.0.0.1:0", "--echo", "--tls", "--tls-cert", &cert, "--tls-key",
+            "tcp",
+            "listen",
+            "127.0.0.1:0",
+            "--echo",
+            "--tls",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
             &key,
         ],
     );

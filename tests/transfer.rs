@@ -841,3 +841,43 @@ fn a_second_get_of_the_same_file_is_told_it_is_running() {
     );
     server.kill();
 }
+
+// Issue 12, item 6: Ctrl-C behaves the same everywhere.
+
+#[test]
+fn ctrl_c_stops_serve_with_0_and_get_with_130_keeping_its_part() {
+    let s = setup();
+    std::fs::write(s.root.join("big.bin"), random_bytes(32 << 20, 31)).unwrap();
+    let (server, addr) = serve(&s.root, &["--max-rate", "8M"]);
+    let get = util::spawn(
+        Command::new(bin())
+            .args(["get", &addr, "big.bin"])
+            .current_dir(&s.dl),
+        Stdio::null(),
+        None,
+    );
+    let part = s.dl.join("big.bin.part");
+    wait_part(&part, 1 << 20);
+    let f = get.interrupt();
+    assert_eq!(f.code(), 130, "{}", f.stderr);
+    assert!(f.stderr.contains("interrupted; "), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains("kept in big.bin.part; run the same command to resume"),
+        "{}",
+        f.stderr
+    );
+    assert!(std::fs::metadata(&part).unwrap().len() >= 1 << 20);
+    let f = server.interrupt();
+    assert_eq!(f.code(), 0, "Ctrl-C is how a server stops: {}", f.stderr);
+    // The next run resumes and verifies.
+    let (server, addr) = serve(&s.root, &[]);
+    let f = run_in(&s.dl, &["get", &addr, "big.bin"]);
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert!(f.stderr.contains("resumed from"), "{}", f.stderr);
+    assert_eq!(
+        hash_file(&s.dl.join("big.bin")),
+        hash_file(&s.root.join("big.bin"))
+    );
+    server.kill();
+}

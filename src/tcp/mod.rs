@@ -189,7 +189,11 @@ pub fn listen(opts: &ListenOptions) -> Result<Outcome, TcpError> {
     // Threads blocked on stdin must not keep the process alive.
     runtime.shutdown_background();
     result.map(|s| {
-        tracing::info!("served {} connections, refused {}", s.accepted, s.refused);
+        tracing::info!(
+            "served {}, refused {}",
+            crate::text::counted(s.accepted, "connection", "connections"),
+            s.refused
+        );
         Outcome::PeerClosed
     })
 }

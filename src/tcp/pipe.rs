@@ -379,8 +379,6 @@ fn confirm_delivery(stream: &TcpStream) -> Result<(), String> {
     }
 }
 
-
-
 /// Maps a socket error to a session error.
 fn sock_err(peer: SocketAddr, e: &io::Error) -> PipeError {
     match e.kind() {
@@ -554,10 +552,7 @@ fn send_from(
             }
             if let Some(codec) = codec.as_mut() {
                 if line.data.len() >= max_line {
-                    return Err(FrameError::LineTooLong {
-                        max: max_line - 1,
-                    }
-                    .into());
+                    return Err(FrameError::LineTooLong { max: max_line - 1 }.into());
                 }
                 codec.encode(&opts.text.outgoing_piece(&line.data)[..], &mut out)?;
             } else if line.ended {

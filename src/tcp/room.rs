@@ -21,6 +21,8 @@ use crate::tcp::wire::Item;
 use crate::text::Line;
 
 /// Most messages one peer's queue holds, whatever their size.
+/// How long a stopping server waits for each member's last messages.
+const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 const QUEUE_MESSAGES: usize = 4096;
 
 /// Most queued messages one writer takes at once.
@@ -123,6 +125,12 @@ impl Room {
     }
 
     /// Removes a member; returns its name if it was still there.
+    /// Removes a member but lets its writer send what is queued: dropping
+    /// the queue's sender ends the writer once it is drained.
+    fn retire(&self, id: u64) -> Option<String> {
+        self.lock().remove(&id).map(|m| m.name)
+    }
+
     fn leave(&self, id: u64) -> Option<String> {
         self.lock().remove(&id).map(|m| {
             m.kick.cancel();
@@ -427,6 +435,19 @@ pub(crate) async fn peer<W: AsyncWrite + Unpin + Send + 'static>(
         );
     }
     let res = read_loop(&shared, &mut rd, id, &kick).await;
+    let mut writer = writer;
+    if shared.shutdown.is_cancelled() {
+        // The server is stopping: say so, and give the goodbye (and what
+        // was queued before it) a moment to go out.
+        if chat {
+            tell(&shared, id, "* the room is closing: the server is stopping");
+        }
+        shared.room.retire(id);
+        let _ = tokio::time::timeout(CLOSING_GRACE, &mut writer).await;
+        kick.cancel();
+        let _ = writer.await;
+        return res;
+    }
     let name = shared.room.leave(id);
     kick.cancel();
     let _ = writer.await;

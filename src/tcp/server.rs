@@ -186,9 +186,9 @@ pub async fn serve(
                 Err(_) => {
                     summary.refused += 1;
                     tracing::warn!(
-                        "refused {}: already serving {} peers (--max-conns)",
+                        "refused {}: already serving {} (--max-conns)",
                         show_addr(peer),
-                        limit.unwrap_or(0)
+                        crate::text::counted(limit.unwrap_or(0) as u64, "peer", "peers")
                     );
                     crate::net::arm_reset(&stream);
                     drop(stream);

@@ -730,6 +730,10 @@ fn fetch_file(
                 );
                 retried = true;
             }
+            Err(TransferError::Stopped { .. }) => {
+                let kept = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+                return Err(TransferError::Stopped { part, kept });
+            }
             Err(e) => {
                 // A .part that never got a byte (the name was refused, or
                 // the disk had no room) is not kept: there is nothing to resume.
@@ -964,6 +968,12 @@ fn receive(
             n
         } else {
             loop {
+                if crate::interrupt::requested() {
+                    return Err(TransferError::Stopped {
+                        part: PathBuf::new(),
+                        kept: 0,
+                    });
+                }
                 match conn.s.read(&mut buf[..want]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -83,6 +83,14 @@ pub enum TransferError {
         /// The remote name.
         name: String,
     },
+    /// Ctrl-C stopped a download; what arrived is kept for the next run.
+    #[error("interrupted; {} kept in {}; run the same command to resume", client::human(*kept), part.display())]
+    Stopped {
+        /// The `.part` that holds what arrived.
+        part: PathBuf,
+        /// Its size.
+        kept: u64,
+    },
     /// Our stdout was closed by its reader: a quiet end.
     #[error("stdout was closed")]
     OutputClosed,

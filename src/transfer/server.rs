@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use crate::access::AccessList;
+use crate::text::counted;
 use crate::tls::{ServerTls, Stream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -79,7 +80,21 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
         active: AtomicUsize::new(0),
     });
     loop {
-        let (stream, peer) = match listener.accept() {
+        // Ctrl-C (when the caller installed crate::interrupt) stops serving.
+        if crate::interrupt::requested() {
+            tracing::info!("interrupted; stopping");
+            return Ok(());
+        }
+        // socket2's accept, unlike std's, returns EINTR, so Ctrl-C is seen.
+        let accepted = socket2::SockRef::from(&listener)
+            .accept()
+            .and_then(|(s, a)| {
+                let peer = a
+                    .as_socket()
+                    .ok_or_else(|| io::Error::other("not an IP peer"))?;
+                Ok((TcpStream::from(s), peer))
+            });
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -100,14 +115,16 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
         let spawned = std::thread::Builder::new()
             .name("sockit-serve".into())
             .spawn(move || {
+                // Ctrl-C belongs to the accepting thread.
+                crate::interrupt::shield_thread();
                 let _ = stream.set_nodelay(true);
                 match (&shared.opts.tls, over) {
                     (None, true) => refuse_busy(stream, peer, shared.opts.max_conns),
                     (None, false) => client(&shared, Stream::Plain(stream), peer),
                     (Some(_), true) => tracing::warn!(
-                        "{} refused: already serving {} clients (--max-conns); closed before the TLS handshake",
+                        "{} refused: already serving {} (--max-conns); closed before the TLS handshake",
                         show_addr(peer),
-                        shared.opts.max_conns
+                        counted(shared.opts.max_conns as u64, "client", "clients")
                     ),
                     (Some(tls), false) => {
                         match crate::tls::accept(tls, stream, peer, shared.opts.handshake_timeout) {
@@ -127,8 +144,9 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
 /// Answers a client over `--max-conns` with a typed error, then closes.
 fn refuse_busy(s: TcpStream, peer: SocketAddr, max: usize) {
     tracing::warn!(
-        "{} refused: already serving {max} clients (--max-conns)",
-        show_addr(peer)
+        "{} refused: already serving {} (--max-conns)",
+        show_addr(peer),
+        counted(max as u64, "client", "clients")
     );
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut first = [0u8; 1];
@@ -137,7 +155,10 @@ fn refuse_busy(s: TcpStream, peer: SocketAddr, max: usize) {
             &mut Stream::Plain(s),
             &Response::Error {
                 code: ErrorCode::TooManyConnections,
-                message: format!("the server is busy ({max} clients); try again later"),
+                message: format!(
+                    "the server is busy ({}); try again later",
+                    counted(max as u64, "client", "clients")
+                ),
             },
         );
     }
@@ -434,7 +455,10 @@ fn handle(shared: &Shared, s: &mut Stream, who: &str, req: Request) -> io::Resul
                 }
             }
             entries.sort_by(|a, b| a.2.cmp(&b.2));
-            tracing::warn!("{who} LIST {path:?} {} entries ok", entries.len());
+            tracing::warn!(
+                "{who} LIST {path:?} {} ok",
+                counted(entries.len() as u64, "entry", "entries")
+            );
             let mut out = BytesMut::new();
             let mut codec = FrameCodec::new(usize::MAX);
             for (kind, size, name) in entries {

@@ -225,26 +225,6 @@ fn iface_index(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
-/// Set by the SIGINT handler; checked when a blocking call is interrupted.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Makes Ctrl-C interrupt blocking calls (no `SA_RESTART`) and set a flag,
-/// so the listener can flush and exit cleanly.
-fn catch_sigint() {
-    // SAFETY: installs an async-signal-safe handler that only stores an atomic.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigint as *const () as usize;
-        sa.sa_flags = 0;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-    }
-}
-
 /// Writes one datagram's display form.
 fn show_datagram(out: &mut Vec<u8>, from: SocketAddr, len: usize, data: &[u8], show: Show) {
     if show.sender {
@@ -282,7 +262,7 @@ pub fn listen(opts: &ListenOptions, out: &mut dyn Write) -> Result<ListenSummary
     if let Some(g) = opts.join {
         tracing::info!("joined multicast group {g}");
     }
-    catch_sigint();
+    crate::interrupt::catch();
     serve(&sock, opts, out)
 }
 
@@ -321,7 +301,7 @@ pub fn serve(
     // writing is still noticed even if no datagram comes after it.
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
     loop {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if crate::interrupt::requested() {
             tracing::info!("interrupted");
             break;
         }
@@ -423,9 +403,9 @@ pub fn serve(
         }
     }
     tracing::info!(
-        "received {} datagrams, {} bytes, {} truncated",
-        summary.datagrams,
-        summary.bytes,
+        "received {}, {}, {} truncated",
+        crate::text::counted(summary.datagrams, "datagram", "datagrams"),
+        crate::text::counted(summary.bytes, "byte", "bytes"),
         summary.truncated
     );
     Ok(summary)
