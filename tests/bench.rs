@@ -101,14 +101,11 @@ fn bad_clients_get_clear_errors_and_the_server_carries_on() {
     let reply = read_to_end(&mut s);
     assert!(String::from_utf8_lossy(&reply).contains("same sockit version"));
     // Absurd sizes, rates and times, from the real client.
-    for args in [&["tcp", "-t", "500"][..]] {
-        let mut full = vec!["bench", "client", &a];
-        full.extend_from_slice(args);
-        let f = run(&full, b"");
-        assert_eq!(f.code(), 1, "{args:?}");
-        assert!(f.stderr.contains("refused"), "{args:?}: {}", f.stderr);
-        assert_eq!(f.stderr.trim().lines().count(), 1);
-    }
+    // An absurd time is refused by the server itself.
+    let f = run(&["bench", "client", &a, "tcp", "-t", "500"], b"");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("refused"), "{}", f.stderr);
+    assert_eq!(f.stderr.trim().lines().count(), 1);
     let f = run(
         &["bench", "client", &a, "udp", "-b", "99999999999999999999"],
         b"",
