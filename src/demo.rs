@@ -564,6 +564,7 @@ fn udp_opts(
         join: None,
         iface: None,
         access: Default::default(),
+        talk: false,
     })
 }
 

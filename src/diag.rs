@@ -247,8 +247,15 @@ fn start_connect(addr: SocketAddr) -> Probe {
     if sock.set_nonblocking(true).is_err() {
         return Probe::Closed;
     }
+    // A socket that reached itself (source port = the scanned port, a
+    // simultaneous open on loopback) is not an open port.
+    let real = |s: &Socket| match (s.local_addr(), s.peer_addr()) {
+        (Ok(l), Ok(p)) => l != p,
+        _ => false,
+    };
     match sock.connect(&SockAddr::from(addr)) {
-        Ok(()) => return Probe::Open,
+        Ok(()) if real(&sock) => return Probe::Open,
+        Ok(()) => return Probe::Closed,
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(_) => return Probe::Closed,
     }
@@ -257,7 +264,11 @@ fn start_connect(addr: SocketAddr) -> Probe {
         _ => return Probe::Closed,
     }
     if sock.peer_addr().is_ok() {
-        return Probe::Open;
+        return if real(&sock) {
+            Probe::Open
+        } else {
+            Probe::Closed
+        };
     }
     Probe::Pending(sock.into())
 }
@@ -312,7 +323,10 @@ async fn probe(addr: SocketAddr, timeout: Duration) -> Option<u16> {
     let s = tokio::net::TcpStream::from_std(pending).ok()?;
     match tokio::time::timeout(timeout, s.writable()).await {
         Ok(Ok(())) => match s.take_error() {
-            Ok(None) if s.peer_addr().is_ok() => Some(addr.port()),
+            Ok(None) => match (s.local_addr(), s.peer_addr()) {
+                (Ok(l), Ok(p)) if l != p => Some(addr.port()),
+                _ => None,
+            },
             _ => None,
         },
         _ => None,

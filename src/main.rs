@@ -2,7 +2,7 @@
 //! plain sentence on failure, and maps the result to an exit code
 //! (0 success, 1 runtime failure, 2 usage error).
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,10 +21,16 @@ use sockit::udp::{Messages, Reply, Show};
 #[command(name = "sockit", version, propagate_version = true)]
 struct Cli {
     /// Show connection events (connected, half-closed, reset); twice for debug detail.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     verbose: u8,
-    /// Show only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    /// Show only errors (and the `listening on` line scripts read).
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
@@ -75,11 +81,12 @@ enum UdpCmd {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit udp send 127.0.0.1 8080 hello            one datagram, print the replies\n  sockit udp send 127.255.255.255 8080 hi --broadcast\n  printf 'a\\nb\\n' | sockit udp send ::1 8080     one datagram per stdin line\n  sockit udp send 127.0.0.1 8080 --whole < q.bin  all of stdin as one datagram"))]
 struct UdpSendCli {
     /// Host name or IP address (a broadcast or multicast address works too).
     host: String,
-    /// Port, 1 to 65535.
-    #[arg(value_parser = parse_port)]
+    /// Port, 1 to 65535, or a UDP service name (domain, ntp).
+    #[arg(value_parser = parse_udp_port)]
     port: u16,
     /// Datagrams to send, one per argument; without any, each stdin line is one datagram.
     messages: Vec<String>,
@@ -110,9 +117,13 @@ struct UdpSendCli {
     /// Show replies as a hex dump.
     #[arg(long)]
     hex: bool,
+    /// Send all of stdin as one datagram (at most 65,507 bytes), not one per line.
+    #[arg(long, conflicts_with = "messages")]
+    whole: bool,
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit udp listen 8080                          print each datagram\n  sockit udp listen 127.0.0.1:8080 --upper        upper-case echo (seed 003)\n  sockit udp listen 8080 --reuse-port             share the port (broadcast)"))]
 struct UdpListenCli {
     /// PORT (all interfaces, IPv6 and IPv4) or ADDR:PORT; port 0 picks a free one.
     addr: BindAddr,
@@ -147,6 +158,9 @@ struct UdpListenCli {
     /// Interface for --join: an IPv4 address, or an IPv6 interface name or index.
     #[arg(long, value_name = "ADDR", requires = "join")]
     iface: Option<String>,
+    /// Send each stdin line to the sender of the latest datagram, as `nc -u -l` does.
+    #[arg(long, conflicts_with_all = ["echo", "upper"])]
+    talk: bool,
     #[command(flatten)]
     access: AccessArgs,
 }
@@ -194,6 +208,7 @@ enum LookupCmd {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit lookup host localhost                    as getent ahosts does\n  sockit lookup host www.example.test --dns 127.0.0.1:5353 --type MX"))]
 struct LookupHostCli {
     /// A host name or IP address.
     name: String,
@@ -221,11 +236,12 @@ struct LookupHostCli {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit ping 127.0.0.1 22                        four handshakes\n  sockit ping localhost https -c 10 --interval 0.2"))]
 struct PingCli {
     /// Host name or IP address.
     host: String,
-    /// Port, 1 to 65535.
-    #[arg(value_parser = parse_port)]
+    /// Port, 1 to 65535, or a service name (ssh, https).
+    #[arg(value_parser = parse_tcp_port)]
     port: u16,
     /// Number of attempts.
     #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -245,6 +261,7 @@ struct PingCli {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit scan 127.0.0.1 1-1024                    exit 1 when nothing is open\n  sockit scan ::1 22,80,443,8000-8100 --json\n  if sockit -q scan 127.0.0.1 5432; then echo up; fi"))]
 struct ScanCli {
     /// Host name or IP address.
     host: String,
@@ -296,6 +313,7 @@ enum BenchMode {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit bench client 127.0.0.1 tcp -t 5          TCP throughput\n  sockit bench client 127.0.0.1 udp -b 1G         UDP at 1 Gbit/s: loss, jitter\n  sockit bench client 127.0.0.1 rr --json         round trips and latency"))]
 struct BenchClientCli {
     /// HOST or HOST:PORT; the port defaults to 5301.
     server: String,
@@ -356,6 +374,7 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit serve ./files                            serve ./files on port 8080\n  sockit serve . -l 127.0.0.1:9000 --max-rate 10M\n  sockit serve ./files --tls                      encrypted, kept identity"))]
 struct ServeCli {
     /// The directory to serve.
     #[arg(default_value = ".")]
@@ -403,6 +422,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit get 127.0.0.1 report.pdf                 verified, resumable\n  sockit get 127.0.0.1:9000 docs -r -d backup     a whole folder into backup/\n  sockit get 127.0.0.1 . -r                       the whole served tree\n  sockit get 127.0.0.1 notes.txt -o -             to stdout"))]
 struct GetCli {
     /// HOST or HOST:PORT ([V6]:PORT); the port defaults to 8080.
     server: String,
@@ -441,6 +461,7 @@ struct GetCli {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit ls 127.0.0.1                             the served root\n  sockit ls 127.0.0.1:9000 docs --json"))]
 struct LsCli {
     /// HOST or HOST:PORT; the port defaults to 8080.
     server: String,
@@ -528,11 +549,12 @@ impl TextArgs {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit tcp connect 127.0.0.1 9527               chat with a listener\n  sockit tcp connect example.test http --crlf     a service name for the port\n  sockit tcp connect 127.0.0.1 9527 < big.iso     send a file (zero-copy)\n  sockit tcp connect 127.0.0.1 9527 --tls --tofu  encrypted, trust on first use"))]
 struct ConnectCli {
     /// Host name or IP address.
     host: String,
-    /// Port, 1 to 65535.
-    #[arg(value_parser = parse_port)]
+    /// Port, 1 to 65535, or a service name (http, smtp), as nc takes.
+    #[arg(value_parser = parse_tcp_port)]
     port: u16,
     /// IPv4 only.
     #[arg(short = '4', conflicts_with = "v6")]
@@ -541,8 +563,8 @@ struct ConnectCli {
     #[arg(short = '6')]
     v6: bool,
     /// Give up on a connect after SECS seconds (per address).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    timeout: Option<Duration>,
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    timeout: Duration,
     /// Local [ADDR:]PORT to connect from (like nc -s/-p).
     #[arg(long, value_name = "[ADDR:]PORT")]
     bind: Option<BindAddr>,
@@ -556,6 +578,7 @@ struct ConnectCli {
 }
 
 #[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit tcp listen 9527                          one peer, like nc -l\n  sockit tcp listen 127.0.0.1:9527 > got.bin      receive a file\n  sockit tcp listen 9527 --echo --max-conns 1000  an echo server\n  sockit tcp listen 9527 --chat                   a chat room"))]
 struct ListenCli {
     /// PORT (all interfaces, IPv6 and IPv4) or ADDR:PORT; port 0 picks a free one.
     addr: BindAddr,
@@ -715,6 +738,26 @@ fn parse_pin(s: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{s:?} is not SHA256: followed by 64 hex digits"))
 }
 
+/// A port number, or a name from the services database for `proto`.
+fn port_or_service(s: &str, proto: &str) -> Result<u16, String> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_port(s);
+    }
+    sockit::lookup::service(s, proto).map_err(|_| {
+        format!("port {s:?} is neither a number from 1 to 65535 nor a {proto} service name")
+    })
+}
+
+/// A TCP port number or service name.
+fn parse_tcp_port(s: &str) -> Result<u16, String> {
+    port_or_service(s, "tcp")
+}
+
+/// A UDP port number or service name.
+fn parse_udp_port(s: &str) -> Result<u16, String> {
+    port_or_service(s, "udp")
+}
+
 /// Parses a positive number of seconds.
 fn parse_secs(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
@@ -864,6 +907,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// The largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+
 /// Runs one command.
 fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -888,6 +934,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                 join: u.join,
                 iface: u.iface,
                 access: u.access.list(),
+                talk: u.talk,
             };
             let mut out = std::io::stdout().lock();
             sockit::udp::listen(&opts, &mut out)?;
@@ -907,7 +954,21 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
                     hex: u.hex,
                 },
             };
-            let msgs = if u.messages.is_empty() {
+            let msgs = if u.whole {
+                let mut data = Vec::new();
+                std::io::Read::take(sockit::console::Stdin, MAX_DATAGRAM as u64 + 1)
+                    .read_to_end(&mut data)
+                    .map_err(|e| {
+                        anyhow::anyhow!("could not read stdin ({})", sockit::net::describe(&e))
+                    })?;
+                if data.len() > MAX_DATAGRAM {
+                    return Err(Usage(format!(
+                        "stdin holds more than {MAX_DATAGRAM} bytes, the most one UDP datagram can carry"
+                    ))
+                    .into());
+                }
+                Messages::Args(vec![data])
+            } else if u.messages.is_empty() {
                 Messages::Lines(Box::new(std::io::stdin()))
             } else {
                 Messages::Args(u.messages.into_iter().map(String::into_bytes).collect())
@@ -930,7 +991,7 @@ fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         Cmd::Tcp(TcpCmd::Connect(c)) => {
             let copts = ConnectOptions {
                 family: Family::from_flags(c.v4, c.v6),
-                timeout: c.timeout,
+                timeout: Some(c.timeout),
                 bind: c.bind,
                 nodelay: true,
             };

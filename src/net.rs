@@ -338,8 +338,23 @@ pub fn connect(
     opts: &ConnectOptions,
 ) -> Result<std::net::TcpStream, NetError> {
     let addrs = resolve(host, port, opts.family)?;
+    tracing::debug!(
+        "{host} resolved to {}",
+        addrs
+            .iter()
+            .map(|a| show_addr(*a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut last: Option<NetError> = None;
     for addr in addrs {
+        tracing::debug!(
+            "trying {} (timeout {})",
+            show_addr(addr),
+            opts.timeout
+                .map(|t| format!("{} s", t.as_secs_f64()))
+                .unwrap_or_else(|| "the kernel's".into())
+        );
         match connect_one(addr, opts) {
             Ok(s) => return Ok(s),
             Err(e) => {
@@ -391,6 +406,27 @@ fn connect_one(addr: SocketAddr, opts: &ConnectOptions) -> Result<std::net::TcpS
     if opts.nodelay {
         let _ = sock.set_nodelay(true);
     }
+    // A connection to itself is no connection: on loopback the kernel can
+    // pick the destination port as the source port (a simultaneous open),
+    // and the "peer" then echoes everything back.
+    if let (Ok(l), Ok(p)) = (sock.local_addr(), sock.peer_addr()) {
+        if l == p {
+            tracing::info!(
+                "{} connected to itself (source port = destination port); treating it as refused",
+                show_addr(addr)
+            );
+            return Err(NetError::Refused { addr });
+        }
+    }
+    tracing::debug!(
+        "connected to {} from {}",
+        show_addr(addr),
+        sock.local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(show_addr)
+            .unwrap_or_default()
+    );
     Ok(sock.into())
 }
 

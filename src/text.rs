@@ -223,6 +223,24 @@ pub fn hex_dump(data: &[u8]) -> String {
     out
 }
 
+/// One message as one output line: a newline inside it becomes the two
+/// characters `\n` and a backslash becomes `\\`, so a message always prints
+/// as exactly one line and the bytes can be recovered (`--hex` shows them raw).
+pub fn escape_line(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !data.iter().any(|&b| b == b'\n' || b == b'\\') {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + 8);
+    for &b in data {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b => out.push(b),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The singular or the plural word for a count: "1 peer", "2 peers".
 pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {
@@ -247,6 +265,14 @@ mod tests {
         assert_eq!(counted(0, "peer", "peers"), "0 peers");
         assert_eq!(counted(2, "entry", "entries"), "2 entries");
         assert_eq!(plural(1, "reply", "replies"), "reply");
+    }
+
+    #[test]
+    fn escaped_lines_hold_one_message_each() {
+        assert_eq!(&*escape_line(b"plain"), b"plain");
+        assert_eq!(&*escape_line(b"a\nb"), b"a\\nb");
+        assert_eq!(&*escape_line(b"c:\\x"), b"c:\\\\x");
+        assert!(!escape_line(b"x\ny\nz").contains(&b'\n'));
     }
 
     fn lines(input: &[u8], max: usize, chunk: usize) -> Vec<(Vec<u8>, bool)> {

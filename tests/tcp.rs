@@ -838,3 +838,51 @@ fn bad_arguments_are_usage_errors_with_clap_s_own_list() {
     );
     assert_eq!(f.code(), 2, "{}", f.stderr);
 }
+
+#[test]
+fn a_connect_to_itself_is_refused_not_a_session() {
+    // Port P from port P on loopback: a simultaneous open with itself.
+    let port = free_port().to_string();
+    let bind = format!("127.0.0.1:{port}");
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", &port, "--bind", &bind, "-v"],
+        b"echo me\n",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("refused"), "{}", f.stderr);
+    assert!(f.stderr.contains("connected to itself"), "{}", f.stderr);
+    assert!(f.stdout.is_empty());
+}
+
+#[test]
+fn a_connect_to_a_full_backlog_times_out() {
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let _fillers: Vec<socket2::Socket> = (0..3)
+        .map(|_| {
+            let c =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            c.set_nonblocking(true).unwrap();
+            let _ = c.connect(&addr.into());
+            c
+        })
+        .collect();
+    let started = Instant::now();
+    let f = run(
+        &[
+            "tcp",
+            "connect",
+            "127.0.0.1",
+            &addr.port().to_string(),
+            "--timeout",
+            "0.5",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("timed out after 0.5 s"), "{}", f.stderr);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -881,3 +881,19 @@ fn ctrl_c_stops_serve_with_0_and_get_with_130_keeping_its_part() {
     );
     server.kill();
 }
+
+#[test]
+fn ls_shows_human_sizes_on_a_terminal_and_bytes_in_a_pipe() {
+    let s = setup();
+    std::fs::write(s.root.join("f.bin"), vec![0u8; 3 << 20]).unwrap();
+    let (server, addr) = serve(&s.root, &[]);
+    let f = run_in(&s.dl, &["ls", &addr]);
+    assert!(String::from_utf8_lossy(&f.stdout).contains(&(3u64 << 20).to_string()));
+    let b = bin();
+    let shown = python_peer("on_tty.py", &[b.to_str().unwrap(), "ls", &addr]);
+    assert!(
+        shown.contains("3.00 MiB") && shown.contains("f.bin"),
+        "{shown}"
+    );
+    server.kill();
+}

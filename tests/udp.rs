@@ -436,3 +436,93 @@ fn interop_with_socat_both_directions() {
         echo.kill();
     }
 }
+
+// Issue 12, items 5 and 7.
+
+#[test]
+fn count_replies_short_of_n_exits_1() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let f = run(
+        &[
+            "udp",
+            "send",
+            "127.0.0.1",
+            &port,
+            "hi",
+            "--count-replies",
+            "1",
+            "--wait",
+            "0.3",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("only 0 of the 1 reply"), "{}", f.stderr);
+}
+
+#[test]
+fn a_second_listener_on_a_taken_port_fails_unless_reuse_port() {
+    let first = sockit_noinput(&["udp", "listen", "127.0.0.1:0"]);
+    let addr = first.listening().to_string();
+    let f = run(&["udp", "listen", &addr], b"");
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("already in use"), "{}", f.stderr);
+    first.kill();
+    let a = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--reuse-port"]);
+    let addr = a.listening().to_string();
+    let b = sockit_noinput(&["udp", "listen", &addr, "--reuse-port"]);
+    b.listening();
+    a.kill();
+    b.kill();
+}
+
+#[test]
+fn whole_stdin_as_one_datagram_and_newlines_inside_one_line() {
+    let l = sockit_noinput(&["udp", "listen", "127.0.0.1:0"]);
+    let port = l.listening().port().to_string();
+    let f = run(
+        &["udp", "send", "127.0.0.1", &port, "--whole", "--wait", "0"],
+        b"first\nsecond\\third\n",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    // One datagram: printed as one line, the newline inside escaped.
+    l.out().wait_for("first\\nsecond\\\\third\n");
+    let big = vec![b'x'; 70_000];
+    let f = run(&["udp", "send", "127.0.0.1", &port, "--whole"], &big);
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+    assert!(f.stderr.contains("65507"), "{}", f.stderr);
+    l.kill();
+}
+
+#[test]
+fn talk_sends_stdin_lines_to_the_latest_sender() {
+    let mut l = sockit(&["udp", "listen", "127.0.0.1:0", "--talk"]);
+    let addr = l.listening();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(b"hello\n", addr).unwrap();
+    l.out().wait_for("hello");
+    l.send(b"hi back\n");
+    let mut buf = [0u8; 100];
+    let (n, from) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hi back\n");
+    assert_eq!(from, addr);
+    l.kill();
+}
+
+#[test]
+fn ports_may_be_service_names() {
+    // `domain` is 53/udp and `http` 80/tcp in every services database.
+    if !std::path::Path::new("/etc/services").exists() {
+        eprintln!("SKIPPED: no /etc/services (apt-get install netbase)");
+        return;
+    }
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", "http", "--timeout", "1"],
+        b"",
+    );
+    assert!(f.stderr.contains("127.0.0.1:80"), "{}", f.stderr);
+    let f = run(&["tcp", "connect", "127.0.0.1", "no-such-service-x"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+}

@@ -317,6 +317,7 @@ pub fn run(
         }
     };
     let sent = sent_total.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!("session with {peer} ended: {result:?}, {sent} bytes sent");
     let result = match result {
         // Both sides ended in order: make sure the peer took every byte
         // (acknowledged, and no reset that says it closed without reading).
@@ -684,7 +685,7 @@ fn recv_into(
                     quit = true;
                     break;
                 }
-                text_out.extend_from_slice(&text);
+                text_out.extend_from_slice(&crate::text::escape_line(&text));
                 text_out.push(b'\n');
             }
         } else {

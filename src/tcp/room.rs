@@ -521,7 +521,11 @@ async fn read_loop(
                     return Ok(());
                 }
             } else {
-                let mut line = text.into_owned();
+                let mut line = if o.frame.is_some() {
+                    crate::text::escape_line(&text).into_owned()
+                } else {
+                    text.into_owned()
+                };
                 line.push(b'\n');
                 shared.print(Bytes::from(line)).await;
             }

@@ -128,6 +128,34 @@ pub struct ListenOptions {
     pub iface: Option<String>,
     /// `--allow` and `--deny`: datagrams from refused senders are dropped unseen.
     pub access: crate::access::AccessList,
+    /// `--talk`: send each stdin line to the sender of the latest datagram,
+    /// as `nc -u -l` does.
+    pub talk: bool,
+}
+
+/// Sends each stdin line to the latest sender until stdin ends (`--talk`).
+fn talk_to_last(sock: UdpSocket, last: Arc<std::sync::Mutex<Option<SocketAddr>>>) {
+    use std::io::BufRead;
+    let mut stdin = io::BufReader::new(crate::console::Stdin);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let to = last.lock().ok().and_then(|g| *g);
+        match to {
+            Some(to) => {
+                if let Err(e) = sock.send_to(&line, to) {
+                    tracing::warn!("could not send to {} ({})", show_addr(to), describe(&e));
+                }
+            }
+            None => tracing::warn!(
+                "no datagram has arrived yet, so there is no one to send that line to"
+            ),
+        }
+    }
 }
 
 /// What a listener saw.
@@ -239,8 +267,9 @@ fn show_datagram(out: &mut Vec<u8>, from: SocketAddr, len: usize, data: &[u8], s
     }
     // One datagram per line: a payload that already ends in a newline
     // (as `nc -u` sends) does not get a second one.
+    // Inside it, a newline prints as `\n` (and `\` as `\\`): one line each.
     let body = data.strip_suffix(b"\n").unwrap_or(data);
-    out.extend_from_slice(body);
+    out.extend_from_slice(&crate::text::escape_line(body));
     out.push(b'\n');
 }
 
@@ -297,6 +326,17 @@ pub fn serve(
     let mut dropped = 0u64;
     let mut last_drop_log: Option<std::time::Instant> = None;
     let printing = opts.reply == Reply::None || opts.show.sender;
+    let last = opts
+        .talk
+        .then(|| Arc::new(std::sync::Mutex::new(None::<SocketAddr>)));
+    if let Some(last) = &last {
+        let sock = sock.try_clone().map_err(|e| sock_err("setup", &e))?;
+        let last = last.clone();
+        std::thread::Builder::new()
+            .name("sockit-udp-talk".into())
+            .spawn(move || talk_to_last(sock, last))
+            .map_err(|e| sock_err("setup", &e))?;
+    }
     // Wake up now and then, so a Ctrl-C that lands while we are busy
     // writing is still noticed even if no datagram comes after it.
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
@@ -340,6 +380,11 @@ pub fn serve(
                 continue;
             }
             kept.push(i);
+            if let Some(l) = &last {
+                if let Ok(mut g) = l.lock() {
+                    *g = Some(d.from);
+                }
+            }
             summary.datagrams += 1;
             summary.bytes += d.len as u64;
             if d.len > d.data.len() {
