@@ -22,9 +22,14 @@
 //! | [`report`] | JSON text for the `--json` flags (pure, no I/O) |
 //! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
 //!
-//! The binary (`src/main.rs`) only parses arguments, calls into this
-//! library, prints `sockit: <sentence>` on failure and maps the result to an
-//! exit code: 0 success, 1 runtime failure, 2 usage error.
+//! The binary is thin. `src/main.rs` parses the arguments, dispatches, prints
+//! `sockit: <sentence>` on failure and maps the result to an exit code (0
+//! success, 1 runtime failure, 2 usage error, 130 cut short by Ctrl-C).
+//! `src/cli/` holds one file per command (`tcp.rs`, `udp.rs`, `transfer.rs`,
+//! `lookup.rs`, `diag.rs`, `bench.rs`), each with its clap structs and their
+//! conversion into this library's options, plus `args.rs` (argument groups
+//! several commands share) and `parse.rs` (value parsers). A new flag touches
+//! one of those files.
 
 #![warn(missing_docs)]
 

@@ -1,0 +1,159 @@
+//! The argument groups several commands share: text options, TLS and
+//! access control on listeners, TLS on clients.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use sockit::frame::DEFAULT_MAX_FRAME;
+use sockit::text::{Encoding, TextOptions};
+
+use super::parse::{parse_pin, parse_secs};
+
+/// Options that change how text is cut and converted.
+#[derive(Args)]
+pub(crate) struct TextArgs {
+    /// A line equal to WORD, sent or received, ends the session (repeatable; the seeds use q, bye, exit).
+    #[arg(long = "quit", value_name = "WORD")]
+    pub(crate) quit: Vec<String>,
+    /// Send lines ending in CRLF.
+    #[arg(long)]
+    pub(crate) crlf: bool,
+    /// Text encoding on the wire (the terminal stays UTF-8).
+    #[arg(long, value_enum, value_name = "ENC")]
+    pub(crate) encoding: Option<Encoding>,
+    /// Length-prefixed messages: each stdin line is one message, each message one output line.
+    #[arg(long)]
+    pub(crate) frame: bool,
+    /// Largest message accepted or sent with --frame.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    pub(crate) max_frame: usize,
+}
+
+impl TextArgs {
+    pub(crate) fn text(&self) -> TextOptions {
+        TextOptions {
+            quit: self.quit.clone(),
+            crlf: self.crlf,
+            encoding: self.encoding,
+        }
+    }
+
+    pub(crate) fn frame(&self) -> Option<usize> {
+        self.frame.then_some(self.max_frame)
+    }
+}
+
+/// TLS and access control on a listener.
+#[derive(Args, Clone)]
+pub(crate) struct ServerSecArgs {
+    /// Encrypt with TLS 1.3 or 1.2. Without --tls-cert, uses a self-signed identity kept in $XDG_CONFIG_HOME/sockit.
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Certificate chain to present, PEM (with --tls-key).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// Private key for --tls-cert, PEM.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
+    /// Mutual TLS: require a client certificate signed by this CA (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    /// Close a peer whose TLS handshake takes longer than SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub(crate) handshake_timeout: Duration,
+    #[command(flatten)]
+    pub(crate) access: AccessArgs,
+}
+
+/// `--allow` and `--deny`.
+#[derive(Args, Clone)]
+pub(crate) struct AccessArgs {
+    /// Accept peers only from this network or address (repeatable), e.g. 127.0.0.0/8.
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) allow: Vec<sockit::access::Cidr>,
+    /// Refuse peers from this network or address (repeatable); wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) deny: Vec<sockit::access::Cidr>,
+}
+
+impl AccessArgs {
+    pub(crate) fn list(&self) -> sockit::access::AccessList {
+        sockit::access::AccessList {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+        }
+    }
+}
+
+impl ServerSecArgs {
+    /// The TLS configuration, printing its fingerprint, or `None` for plain text.
+    pub(crate) fn tls(&self) -> anyhow::Result<Option<sockit::tls::ServerTls>> {
+        let t = self.tls_config()?;
+        if let Some(t) = &t {
+            eprintln!("{}", t.banner);
+        }
+        Ok(t)
+    }
+
+    /// The TLS configuration without printing it.
+    pub(crate) fn tls_config(&self) -> anyhow::Result<Option<sockit::tls::ServerTls>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        Ok(Some(sockit::tls::ServerTls::new(
+            &sockit::tls::ServerTlsOptions {
+                cert_key: self.tls_cert.clone().zip(self.tls_key.clone()),
+                client_ca: self.tls_ca.clone(),
+                identity_dir: None,
+            },
+        )?))
+    }
+}
+
+/// TLS on a client.
+#[derive(Args, Clone)]
+pub(crate) struct ClientSecArgs {
+    /// Encrypt with TLS 1.3 or 1.2 and check the server's certificate.
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Trust an unknown self-signed server on first use and record it in known_hosts.
+    #[arg(long, requires = "tls")]
+    pub(crate) tofu: bool,
+    /// Trust exactly the certificate with this fingerprint (SHA256:hex).
+    #[arg(long, value_name = "SHA256:HEX", requires = "tls", conflicts_with = "tofu", value_parser = parse_pin)]
+    pub(crate) pin: Option<String>,
+    /// Do not check the server's certificate at all (warns on every connection).
+    #[arg(long, requires = "tls", conflicts_with_all = ["pin", "tofu"])]
+    pub(crate) insecure: bool,
+    /// Trust this CA (PEM) as well as the system roots.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    /// Present this client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_client_key"])]
+    pub(crate) tls_client_cert: Option<std::path::PathBuf>,
+    /// Private key for --tls-client-cert (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_client_cert"])]
+    pub(crate) tls_client_key: Option<std::path::PathBuf>,
+    /// Give up when the TLS handshake takes longer than SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl ClientSecArgs {
+    /// The client TLS options, or `None` for plain text.
+    pub(crate) fn tls(&self) -> Option<sockit::tls::ClientTlsOptions> {
+        self.tls.then(|| sockit::tls::ClientTlsOptions {
+            insecure: self.insecure,
+            pin: self.pin.clone(),
+            tofu: self.tofu,
+            ca: self.tls_ca.clone(),
+            client_cert_key: self
+                .tls_client_cert
+                .clone()
+                .zip(self.tls_client_key.clone()),
+            known_hosts: None,
+            handshake_timeout: self.handshake_timeout,
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! `sockit bench server` and `sockit bench client`.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use sockit::net::{BindAddr, Family};
+
+use super::args::{ClientSecArgs, ServerSecArgs};
+use super::parse::{host_port, parse_rate, parse_secs, parse_size};
+use super::Usage;
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Serve bench clients: many clients and tests at once.
+    Server {
+        /// Where to listen: PORT or ADDR:PORT.
+        #[arg(long, short = 'l', value_name = "[ADDR:]PORT", default_value = "5301")]
+        listen: BindAddr,
+        #[command(flatten)]
+        sec: ServerSecArgs,
+    },
+    /// Run one test against a bench server.
+    Client(BenchClientCli),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum BenchMode {
+    /// TCP throughput.
+    Tcp,
+    /// UDP at a rate: loss, reordering, jitter.
+    Udp,
+    /// TCP request/response round trips and latency.
+    Rr,
+    /// UDP request/response round trips and latency.
+    UdpRr,
+    /// Connection setup rate and most connections held.
+    Conns,
+}
+
+#[derive(Args)]
+#[command(after_help = concat!("Examples:\n", "  sockit bench client 127.0.0.1 tcp -t 5          TCP throughput\n  sockit bench client 127.0.0.1 udp -b 1G         UDP at 1 Gbit/s: loss, jitter\n  sockit bench client 127.0.0.1 rr --json         round trips and latency"))]
+pub(crate) struct BenchClientCli {
+    /// HOST or HOST:PORT; the port defaults to 5301.
+    pub(crate) server: String,
+    /// The test.
+    #[arg(value_enum)]
+    pub(crate) mode: BenchMode,
+    /// Parallel streams (tcp).
+    #[arg(short = 'P', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub(crate) parallel: u32,
+    /// The server sends (tcp).
+    #[arg(short = 'R', long)]
+    pub(crate) reverse: bool,
+    /// Both directions at once (tcp).
+    #[arg(long, conflicts_with = "reverse")]
+    pub(crate) bidir: bool,
+    /// Test length in seconds (at most 120).
+    #[arg(short = 't', long = "time", value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub(crate) time: Duration,
+    /// Stop each tcp stream after BYTES (K, M, G suffixes).
+    #[arg(short = 'n', long, value_name = "BYTES", value_parser = parse_size)]
+    pub(crate) bytes: Option<u64>,
+    /// Bytes per write (tcp, default 128K), message (rr, default 64) or datagram (udp, default 1400).
+    #[arg(short = 'l', long, value_name = "BYTES", value_parser = parse_size)]
+    pub(crate) len: Option<u64>,
+    /// UDP rate in bits per second, K/M/G suffixes; 0 = as fast as possible.
+    #[arg(short = 'b', long, value_name = "BITS", default_value = "0", value_parser = parse_rate)]
+    pub(crate) rate: u64,
+    /// conns: the most connections to hold at once.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) max_conns: u32,
+    /// Print a JSON document (iperf3 field names where the figure is the same).
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) sec: ClientSecArgs,
+}
+
+impl BenchCmd {
+    /// Runs the subcommand.
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            BenchCmd::Server { listen, sec } => server(listen, sec),
+            BenchCmd::Client(c) => client(c),
+        }
+    }
+}
+
+/// `bench server`.
+fn server(listen: BindAddr, sec: ServerSecArgs) -> anyhow::Result<ExitCode> {
+    sockit::net::raise_nofile_limit();
+    let l = sockit::net::bind_tcp(&listen, Family::Any)?;
+    sockit::net::announce_listening(l.local_addr()?);
+    let security = sockit::bench::server::ServerSecurity {
+        tls: sec.tls()?,
+        handshake_timeout: sec.handshake_timeout,
+        access: sec.access.list(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        l.set_nonblocking(true)?;
+        let l = tokio::net::TcpListener::from_std(l)?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s2 = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                s2.cancel();
+            }
+        });
+        sockit::bench::server::serve_with(l, &security, stop).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bench client`.
+fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
+    use sockit::bench::proto::Mode as M;
+    let (host, port) = host_port(&c.server, 5301).map_err(Usage)?;
+    let addr = sockit::net::resolve(&host, port, Family::Any)?[0];
+    let mode = match c.mode {
+        BenchMode::Tcp => M::Tcp,
+        BenchMode::Udp => M::Udp,
+        BenchMode::Rr => M::Rr,
+        BenchMode::UdpRr => M::UdpRr,
+        BenchMode::Conns => M::Conns,
+    };
+    let default_len = match mode {
+        M::Tcp => 128 * 1024,
+        M::Udp => 1400,
+        M::Rr => 64,
+        M::UdpRr => 64,
+        M::Conns => 1,
+    };
+    // Flags a test would ignore are refused, not dropped silently.
+    let tcp_only = |flag: &str| {
+        Usage(format!(
+            "{flag} works with the tcp test only, not {}",
+            mode.name()
+        ))
+    };
+    if mode != M::Tcp {
+        if c.reverse {
+            return Err(tcp_only("-R/--reverse").into());
+        }
+        if c.bidir {
+            return Err(tcp_only("--bidir").into());
+        }
+        if c.parallel != 1 {
+            return Err(tcp_only("-P/--parallel").into());
+        }
+        if c.bytes.is_some() {
+            return Err(tcp_only("-n/--bytes").into());
+        }
+    }
+    if c.rate != 0 && !matches!(mode, M::Udp) {
+        return Err(Usage(format!(
+            "-b/--rate paces the udp test only, not {}",
+            mode.name()
+        ))
+        .into());
+    }
+    if let Some(len) = c.len {
+        use sockit::bench::proto::{MAX_TCP_LEN, MAX_UDP_LEN, MIN_UDP_LEN};
+        let (lo, hi) = match mode {
+            M::Udp | M::UdpRr => (MIN_UDP_LEN as u64, MAX_UDP_LEN as u64),
+            M::Tcp | M::Rr => (1, MAX_TCP_LEN as u64),
+            M::Conns => return Err(Usage("-l/--len means nothing to the conns test".into()).into()),
+        };
+        if !(lo..=hi).contains(&len) {
+            return Err(Usage(format!(
+                "-l {len} is outside what the {} test takes: {lo} to {hi} bytes",
+                mode.name()
+            ))
+            .into());
+        }
+    }
+    let opts = sockit::bench::client::ClientOptions {
+        mode,
+        parallel: c.parallel as usize,
+        reverse: c.reverse,
+        bidir: c.bidir,
+        secs: c.time.as_secs_f64(),
+        bytes: c.bytes.unwrap_or(0),
+        len: c.len.unwrap_or(default_len).min(u32::MAX as u64) as usize,
+        rate: c.rate,
+        max_conns: c.max_conns as usize,
+        progress: !c.json,
+        tls: c.sec.tls(),
+        host: host.clone(),
+    };
+    let report = sockit::bench::client::run(addr, &opts)?;
+    let mut out = std::io::stdout().lock();
+    if c.json {
+        writeln!(out, "{}", report.json)?;
+    } else {
+        writeln!(
+            out,
+            "sockit bench {} against {}",
+            mode.name(),
+            sockit::net::show_addr(addr)
+        )?;
+        for (k, v) in &report.rows {
+            writeln!(out, "  {k:<28} {v}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

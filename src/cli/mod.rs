@@ -1,0 +1,109 @@
+//! The command line: one file per command, each holding its clap structs,
+//! their value parsers and their conversion into the library's options.
+//!
+//! | file | commands |
+//! |---|---|
+//! | `tcp.rs` | `tcp connect`, `tcp listen` |
+//! | `udp.rs` | `udp send`, `udp listen` |
+//! | `transfer.rs` | `serve`, `get`, `ls` |
+//! | `lookup.rs` | `lookup …` |
+//! | `diag.rs` | `ping`, `scan` |
+//! | `bench.rs` | `bench server`, `bench client` |
+//! | `args.rs` | argument groups several commands share (text, TLS, access) |
+//! | `parse.rs` | value parsers (sizes, rates, seconds, ports, pins) |
+
+mod args;
+mod bench;
+mod diag;
+mod lookup;
+mod parse;
+mod tcp;
+mod transfer;
+mod udp;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A fast, safe TCP/UDP toolkit: chat, echo, pipe bytes, frame messages, UDP datagrams.
+#[derive(Parser)]
+#[command(name = "sockit", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Show connection events (connected, half-closed, reset); twice for debug detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
+    pub(crate) verbose: u8,
+    /// Show only errors (and the `listening on` line scripts read).
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
+    pub(crate) quiet: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// TCP: connect to a peer, or listen for peers.
+    #[command(subcommand)]
+    Tcp(tcp::TcpCmd),
+    /// UDP: send datagrams and print replies, or listen (print, echo, upper-case echo).
+    #[command(subcommand)]
+    Udp(udp::UdpCmd),
+    /// Serve the regular files under DIR, read-only (native protocol and seed 002's raw requests).
+    Serve(transfer::ServeCli),
+    /// Download NAME... from a `sockit serve`, verified with BLAKE3 and resumable.
+    Get(transfer::GetCli),
+    /// List the files a `sockit serve` offers.
+    Ls(transfer::LsCli),
+    /// Look up names, addresses and services, like getent (or ask a DNS server directly).
+    #[command(subcommand)]
+    Lookup(lookup::LookupCmd),
+    /// Measure TCP handshake latency to HOST PORT, like tcping.
+    Ping(diag::PingCli),
+    /// Find which TCP ports are open on HOST (connect scan).
+    Scan(diag::ScanCli),
+    /// Measure throughput, loss, latency and connection rates (server and client).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+    /// A guided tour of every feature, on loopback only.
+    Demo,
+}
+
+/// Runs one command; `verbose` is `-v` given at least once.
+pub(crate) fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Tcp(c) => c.run(),
+        Cmd::Udp(c) => c.run(verbose),
+        Cmd::Serve(c) => transfer::serve(c),
+        Cmd::Get(c) => transfer::get(c),
+        Cmd::Ls(c) => transfer::ls(c),
+        Cmd::Lookup(l) => lookup::run(l),
+        Cmd::Ping(p) => diag::ping(p),
+        Cmd::Scan(c) => diag::scan(c),
+        Cmd::Bench(c) => c.run(),
+        Cmd::Demo => {
+            let ok = sockit::demo::run()?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+/// A usage error found after parsing: exit code 2.
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; run with --help for usage", self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
