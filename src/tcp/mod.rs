@@ -2,12 +2,17 @@
 //!
 //! - [`pipe`]: one session joined to stdin/stdout, full duplex, blocking.
 //! - [`server`]: the multi-peer listener (`-k`, `--echo`, `--upper`, `--chat`).
-//! - `room`: the hub and chat room behind `-k` and `--chat`.
+//! - `room`: the member tasks of the hub and chat room behind `-k` and `--chat`.
+//! - `members`: the room's member table and bounded queues, a plain value.
+//! - `shared`: modes, options, shared state and peer errors, below both
+//!   `server` and `room` (accept -> peer task -> room -> queues; no circle).
 //! - [`wire`]: lines or frames for the multi-peer modes, free of I/O.
 
+mod members;
 pub mod pipe;
 mod room;
 pub mod server;
+mod shared;
 pub mod wire;
 
 use std::io::IsTerminal;

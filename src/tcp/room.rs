@@ -1,29 +1,25 @@
-//! The room behind `-k` (hub) and `--chat`: a registry of peers, each with a
-//! bounded outgoing queue. A message is encoded once and its `Bytes` shared
-//! by every queue. A peer whose queue goes over its byte budget is
-//! disconnected, so one stalled reader never delays the others and memory
-//! stays bounded.
+//! The room behind `-k` (hub) and `--chat`: each member's reader and writer
+//! tasks, the chat commands, and the console task, over the member table in
+//! [`members`](super::members).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::show_addr;
-use crate::tcp::server::{with_idle, Mode, PeerError, Shared};
+use crate::tcp::members::Joined;
+use crate::tcp::shared::{with_idle, Mode, PeerError, Shared};
 use crate::tcp::wire::Item;
 use crate::text::Line;
 
-/// Most messages one peer's queue holds, whatever their size.
 /// How long a stopping server waits for each member's last messages.
 const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-const QUEUE_MESSAGES: usize = 4096;
 
 /// Most queued messages one writer takes at once.
 const WRITE_BATCH: usize = 64;
@@ -31,213 +27,8 @@ const WRITE_BATCH: usize = 64;
 /// Batches up to this many bytes are joined into one buffer and one write.
 const WRITE_COALESCE: usize = 64 * 1024;
 
-/// How long a sender waits for a full queue to drain before the member
-/// behind it counts as stalled and is disconnected.
-const FULL_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
-
 /// Longest chat name.
 const MAX_NAME: usize = 32;
-
-/// One member of the room.
-struct Member {
-    /// Display name (the address until `/nick`).
-    name: String,
-    /// Queue feeding the member's writer task.
-    tx: mpsc::Sender<Bytes>,
-    /// Bytes waiting in the queue, against the byte budget.
-    queued: Arc<AtomicUsize>,
-    /// Cancelled to disconnect the member.
-    kick: CancellationToken,
-    /// Signalled by the writer each time it takes from the queue.
-    drained: Arc<Notify>,
-}
-
-/// The peers in a hub or chat room.
-pub(crate) struct Room {
-    /// Members by id.
-    members: Mutex<HashMap<u64, Member>>,
-    /// Next member id.
-    next_id: AtomicU64,
-    /// Byte budget of each queue.
-    budget: usize,
-}
-
-/// What happened to one offered message.
-#[derive(Debug, PartialEq, Eq)]
-enum Offer {
-    /// In the member's queue.
-    Queued,
-    /// Over the byte budget or the message cap: the member is too slow.
-    Full,
-    /// The member's connection is already gone.
-    Closed,
-}
-
-/// What a new member's tasks need.
-struct Joined {
-    id: u64,
-    rx: mpsc::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
-    kick: CancellationToken,
-    drained: Arc<Notify>,
-}
-
-impl Room {
-    /// An empty room whose members may each have `budget` bytes queued.
-    pub fn new(budget: usize) -> Room {
-        Room {
-            members: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            budget: budget.max(1),
-        }
-    }
-
-    /// Locks the member table. A panic while holding the lock is impossible
-    /// by construction, but a poisoned lock is still taken, never unwrapped.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
-        self.members.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a member.
-    fn join(&self, name: String) -> Joined {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let kick = CancellationToken::new();
-        let drained = Arc::new(Notify::new());
-        self.lock().insert(
-            id,
-            Member {
-                name,
-                tx,
-                queued: queued.clone(),
-                kick: kick.clone(),
-                drained: drained.clone(),
-            },
-        );
-        Joined {
-            id,
-            rx,
-            queued,
-            kick,
-            drained,
-        }
-    }
-
-    /// Removes a member; returns its name if it was still there.
-    /// Removes a member but lets its writer send what is queued: dropping
-    /// the queue's sender ends the writer once it is drained.
-    fn retire(&self, id: u64) -> Option<String> {
-        self.lock().remove(&id).map(|m| m.name)
-    }
-
-    fn leave(&self, id: u64) -> Option<String> {
-        self.lock().remove(&id).map(|m| {
-            m.kick.cancel();
-            m.name
-        })
-    }
-
-    /// Queues `msg` for every member but `except`. A member whose queue is
-    /// full gets up to [`FULL_GRACE`] to drain it, which slows the sender
-    /// down to the pace of live readers; a member still full after that is
-    /// stalled, and is removed and disconnected. Returns the removed names.
-    /// Members whose connection already closed are skipped: their own task
-    /// removes them and announces the leave.
-    async fn broadcast(&self, except: Option<u64>, msg: &Bytes) -> Vec<String> {
-        let full: Vec<(u64, Arc<Notify>)> = {
-            let members = self.lock();
-            members
-                .iter()
-                .filter(|(&id, _)| Some(id) != except)
-                .filter(|(_, m)| Self::offer(m, msg, self.budget) == Offer::Full)
-                .map(|(&id, m)| (id, m.drained.clone()))
-                .collect()
-        };
-        if full.is_empty() {
-            return Vec::new();
-        }
-        let deadline = tokio::time::Instant::now() + FULL_GRACE;
-        let mut evicted = Vec::new();
-        for (id, drained) in full {
-            loop {
-                let wait = drained.notified();
-                let again = {
-                    let members = self.lock();
-                    members.get(&id).map(|m| Self::offer(m, msg, self.budget))
-                };
-                if again != Some(Offer::Full) {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, wait).await.is_err() {
-                    if let Some(m) = self.lock().remove(&id) {
-                        m.kick.cancel();
-                        evicted.push(m.name);
-                    }
-                    break;
-                }
-            }
-        }
-        evicted
-    }
-
-    /// Queues `msg` for one member.
-    fn send_to(&self, id: u64, msg: &Bytes) {
-        let members = self.lock();
-        if let Some(m) = members.get(&id) {
-            if Self::offer(m, msg, self.budget) == Offer::Full {
-                tracing::warn!(
-                    "disconnected {}: not reading fast enough (outgoing queue full)",
-                    m.name
-                );
-                m.kick.cancel();
-            }
-        }
-    }
-
-    /// Tries to queue `msg` within the member's byte budget.
-    fn offer(m: &Member, msg: &Bytes, budget: usize) -> Offer {
-        let before = m.queued.fetch_add(msg.len(), Ordering::Relaxed);
-        if before + msg.len() > budget && before > 0 {
-            m.queued.fetch_sub(msg.len(), Ordering::Relaxed);
-            return Offer::Full;
-        }
-        match m.tx.try_send(msg.clone()) {
-            Ok(()) => Offer::Queued,
-            Err(e) => {
-                m.queued.fetch_sub(msg.len(), Ordering::Relaxed);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => Offer::Full,
-                    mpsc::error::TrySendError::Closed(_) => Offer::Closed,
-                }
-            }
-        }
-    }
-
-    /// Renames a member; returns the old name.
-    fn rename(&self, id: u64, new: &str) -> Result<String, String> {
-        let mut members = self.lock();
-        if members.iter().any(|(&i, m)| i != id && m.name == new) {
-            return Err(format!("the name {new} is taken"));
-        }
-        match members.get_mut(&id) {
-            Some(m) => Ok(std::mem::replace(&mut m.name, new.to_string())),
-            None => Err("you are no longer in the room".into()),
-        }
-    }
-
-    /// Every member's name, sorted.
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.lock().values().map(|m| m.name.clone()).collect();
-        v.sort();
-        v
-    }
-
-    /// How many members there are.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
 
 /// Checks a requested chat name.
 fn valid_name(name: &str) -> Result<(), String> {
@@ -586,7 +377,7 @@ async fn chat_line(shared: &Arc<Shared>, id: u64, text: &[u8]) -> bool {
         }
         return true;
     }
-    let name = match shared.room.lock().get(&id).map(|m| m.name.clone()) {
+    let name = match shared.room.name_of(id) {
         Some(n) => n,
         None => return false,
     };

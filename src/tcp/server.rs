@@ -15,75 +15,17 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::access::AccessList;
-use crate::frame::FrameError;
 use crate::net::show_addr;
-use crate::tcp::room::{self, PeerReader, Room};
-use crate::tcp::wire::{Item, Wire};
-use crate::text::{to_upper_in, Line, TextOptions, MAX_LINE};
+use crate::tcp::members::Room;
+use crate::tcp::room::{self, PeerReader};
+use crate::tcp::shared::{with_idle, Shared};
+pub use crate::tcp::shared::{Mode, PeerError, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
+use crate::tcp::wire::Item;
+use crate::text::{to_upper_in, Line};
 use crate::tls::ServerTls;
 
 /// Read size for the line and frame modes.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Default byte budget of one peer's outgoing queue in the hub and chat
-/// modes. A peer that falls this far behind is disconnected.
-pub const DEFAULT_PEER_QUEUE_BYTES: usize = 1024 * 1024;
-
-/// What the listener does with each peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `-k`: peers' bytes go to stdout, stdin lines go to every peer.
-    Hub,
-    /// `--echo`: each peer gets its own bytes back.
-    Echo,
-    /// `--upper`: each peer gets each line back upper-cased.
-    Upper,
-    /// `--chat`: a chat room; lines go to every other peer with the sender's name.
-    Chat,
-}
-
-/// Listener behaviour.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// What to do with each peer.
-    pub mode: Mode,
-    /// Most peers served at once; more are refused.
-    pub max_conns: Option<usize>,
-    /// Close a peer that sends nothing for this long.
-    pub idle_timeout: Option<Duration>,
-    /// Quit words, CRLF and wire encoding.
-    pub text: TextOptions,
-    /// `Some(max)` turns on framing with that payload limit.
-    pub frame: Option<usize>,
-    /// Longest line a peer may send in the line modes.
-    pub max_line: usize,
-    /// Byte budget of each peer's outgoing queue (hub and chat).
-    pub peer_queue_bytes: usize,
-    /// `--tls`: the server configuration.
-    pub tls: Option<ServerTls>,
-    /// How long a TLS handshake may take.
-    pub handshake_timeout: Duration,
-    /// `--allow` and `--deny`.
-    pub access: AccessList,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            mode: Mode::Echo,
-            max_conns: None,
-            idle_timeout: None,
-            text: TextOptions::default(),
-            frame: None,
-            max_line: MAX_LINE,
-            peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
-            tls: None,
-            handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
-            access: AccessList::default(),
-        }
-    }
-}
 
 /// The server's terminal: lines typed in, bytes to print.
 #[derive(Default)]
@@ -101,32 +43,6 @@ pub struct ServeSummary {
     pub accepted: u64,
     /// Peers refused by `--max-conns`.
     pub refused: u64,
-}
-
-/// State every peer task shares.
-pub(crate) struct Shared {
-    /// The options in force.
-    pub opts: ServerOptions,
-    /// Members of the hub or chat room.
-    pub room: Room,
-    /// The console's output, if any.
-    pub console: Option<mpsc::Sender<Bytes>>,
-    /// Cancelled when the server stops.
-    pub shutdown: CancellationToken,
-}
-
-impl Shared {
-    /// A fresh message codec for one peer.
-    pub fn wire(&self) -> Wire {
-        Wire::new(self.opts.frame, self.opts.max_line, self.opts.text.crlf)
-    }
-
-    /// Prints to the console, waiting if it is behind.
-    pub async fn print(&self, data: Bytes) {
-        if let Some(c) = &self.console {
-            let _ = c.send(data).await;
-        }
-    }
 }
 
 /// Serves peers on `listener` until `shutdown` is cancelled (or, in hub and
@@ -228,26 +144,6 @@ pub async fn serve(
     Ok(summary)
 }
 
-/// Errors that end one peer's session (logged; other peers go on).
-#[derive(Debug, thiserror::Error)]
-pub enum PeerError {
-    /// A socket error.
-    #[error("{}", crate::net::describe(.0))]
-    Io(#[from] io::Error),
-    /// A framing violation.
-    #[error("{0}")]
-    Frame(#[from] FrameError),
-    /// A line over `--max-line`.
-    #[error("sent a line longer than {0} bytes; disconnected")]
-    LineTooLong(usize),
-    /// A TLS client reached this plain listener.
-    #[error("is speaking TLS to this plain listener (listen with --tls); closed")]
-    SpeaksTls,
-    /// Nothing arrived for the idle timeout.
-    #[error("idle for {0} s; disconnected")]
-    Idle(u64),
-}
-
 /// Dispatches a peer to its mode.
 async fn handle_peer(
     shared: &Arc<Shared>,
@@ -337,19 +233,6 @@ async fn echo_copy<S: AsyncRead + AsyncWrite + Unpin>(
         };
         stream.write_all(&buf[..n]).await?;
         stream.flush().await?;
-    }
-}
-
-/// Waits for `fut` or the idle timeout.
-pub(crate) async fn with_idle<T>(
-    idle: Option<Duration>,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, PeerError> {
-    match idle {
-        Some(d) => tokio::time::timeout(d, fut)
-            .await
-            .map_err(|_| PeerError::Idle(d.as_secs())),
-        None => Ok(fut.await),
     }
 }
 
