@@ -7,13 +7,13 @@
 //! | module | concern |
 //! |---|---|
 //! | [`access`] | `--allow`/`--deny` CIDR lists for every listener (pure, no I/O) |
-//! | [`tls`] | rustls configurations: kept self-signed identity, trust on first use, pins, mutual TLS, blocking handshakes with deadlines, plaintext-vs-TLS diagnosis |
+//! | [`tls`] | rustls, in four files: `identity` (config dir, kept self-signed identity, PEM, server config), `trust` (verifier policy, pins, known_hosts, the prompt, client config), `session` (handshakes with deadlines, `Stream`, split reader/writer), `detect` (plaintext-vs-TLS sniffers, pure) |
 //! | [`net`] | address parsing, system-resolver lookups, connect to every address, bind listeners, `RLIMIT_NOFILE` |
 //! | [`text`] | bounded line splitting, quit words, CRLF, UTF-8/GBK, upper-casing (pure, no I/O) |
 //! | [`frame`] | length-prefixed framing codec, the sticky-packet fix (pure, no I/O) |
 //! | [`interrupt`] | Ctrl-C for blocking commands: a flag, interrupted calls, the exit-code rule |
 //! | [`console`] | stdin and stdout threads behind bounded channels for async servers |
-//! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (many peers: hub, echo, upper, chat), [`tcp::wire`] (lines or frames) |
+//! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (accepts and dispatches many peers: hub, echo, upper, chat), `room` (member tasks), `shared` (modes, options, shared state, below server and room), `members` (the member table), [`tcp::wire`] (lines or frames) |
 //! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
 //! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
 //! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |

@@ -1,0 +1,535 @@
+//! Sessions: blocking and async handshakes with deadlines, the [`Stream`]
+//! every command reads and writes, its error wording, and the split into a
+//! reader and a writer that share one rustls connection.
+
+use super::*;
+
+/// The rustls error inside an I/O error from a handshake, if any.
+pub(crate) fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}
+
+/// Maps a handshake I/O error to a [`TlsError`].
+pub fn handshake_error(peer: &str, e: &io::Error) -> TlsError {
+    let not_tls = matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    ) || rustls_error(e).is_some_and(|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }
+        )
+    });
+    if not_tls {
+        return TlsError::PeerNotTls(peer.to_string());
+    }
+    let reason = match rustls_error(e) {
+        Some(rustls::Error::AlertReceived(a)) => {
+            let a = format!("{a:?}");
+            if a.contains("Certificate") {
+                format!(
+                    "the server refused our certificate or wants one: {a}; see --tls-client-cert"
+                )
+            } else {
+                format!("the peer sent the alert {a}")
+            }
+        }
+        Some(r) => r.to_string(),
+        None => describe(e),
+    };
+    TlsError::Handshake {
+        peer: peer.to_string(),
+        reason,
+    }
+}
+
+/// A blocking TCP stream, plain or under TLS.
+pub enum Stream {
+    /// No encryption.
+    Plain(TcpStream),
+    /// TLS, this side the client.
+    Client(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// TLS, this side the server.
+    Server(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Client(s) => &s.sock,
+            Stream::Server(s) => &s.sock,
+        }
+    }
+
+    /// Whether TLS is on.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+
+    /// The negotiated protocol version and cipher suite, if TLS.
+    pub fn cipher(&self) -> Option<String> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Client(s) => Some(describe_cipher(&s.conn)),
+            Stream::Server(s) => Some(describe_cipher(&s.conn)),
+        }
+    }
+
+    /// Sends close_notify (TLS) and shuts the write side down.
+    pub fn finish(&mut self) {
+        match self {
+            Stream::Plain(_) => {}
+            Stream::Client(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+            Stream::Server(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+        }
+        let _ = self.tcp().shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Treats a peer that closes without close_notify like a plain EOF: the
+/// protocols on top carry their own lengths and hashes.
+pub(crate) fn eof_ok(r: io::Result<usize>) -> io::Result<usize> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(after_handshake(e)),
+        r => r,
+    }
+}
+
+/// Puts the alerts a server sends after a TLS 1.3 handshake into words: a
+/// missing or refused client certificate only shows up at the first read.
+pub(crate) fn after_handshake(e: io::Error) -> io::Error {
+    use rustls::AlertDescription as A;
+    let why = match rustls_error(&e) {
+        Some(rustls::Error::AlertReceived(A::CertificateRequired)) => {
+            "the server requires a client certificate; add --tls-client-cert and --tls-client-key"
+        }
+        Some(rustls::Error::AlertReceived(
+            A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied,
+        )) => "the server refused our client certificate",
+        _ => return e,
+    };
+    io::Error::other(why)
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Client(s) => eof_ok(s.read(buf)),
+            Stream::Server(s) => eof_ok(s.read(buf)),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Client(s) => s.write(buf).map_err(after_handshake),
+            Stream::Server(s) => s.write(buf).map_err(after_handshake),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Client(s) => s.flush().map_err(after_handshake),
+            Stream::Server(s) => s.flush().map_err(after_handshake),
+        }
+    }
+}
+
+/// Runs `f` with both socket timeouts set to `deadline`, then clears them.
+pub(crate) fn with_deadline<T>(
+    sock: &TcpStream,
+    deadline: Duration,
+    f: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    let _ = sock.set_read_timeout(Some(deadline));
+    let _ = sock.set_write_timeout(Some(deadline));
+    let r = f();
+    let _ = sock.set_read_timeout(None);
+    let _ = sock.set_write_timeout(None);
+    r
+}
+
+/// Drives a handshake to the end with both socket timeouts at `deadline`.
+pub(crate) fn handshake<C, S>(
+    conn: &mut C,
+    sock: &mut TcpStream,
+    deadline: Duration,
+) -> io::Result<()>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
+    S: rustls::SideData,
+{
+    // The deadline covers the whole handshake, so a peer that dribbles a
+    // byte at a time cannot stretch it.
+    let end = std::time::Instant::now() + deadline;
+    let mut r = Ok(());
+    while conn.is_handshaking() {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            r = Err(io::Error::from(io::ErrorKind::TimedOut));
+            break;
+        }
+        let _ = sock.set_read_timeout(Some(left));
+        let _ = sock.set_write_timeout(Some(left));
+        if let Err(e) = conn.complete_io(sock) {
+            r = Err(e);
+            break;
+        }
+    }
+    let _ = sock.set_read_timeout(None);
+    let _ = sock.set_write_timeout(None);
+    r
+}
+
+/// Whether an I/O error is a socket timeout.
+pub(crate) fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Client handshake for tokio code, within `deadline`.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_async(
+    tls: &ClientTls,
+    sock: tokio::net::TcpStream,
+    deadline: Duration,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, TlsError> {
+    let c = tokio_rustls::TlsConnector::from(tls.config());
+    match tokio::time::timeout(deadline, c.connect(tls.server_name(), sock)).await {
+        Err(_) => Err(TlsError::Timeout(tls.key.clone(), deadline.as_secs())),
+        Ok(Err(e)) => Err(tls.explain(&e)),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+/// Server handshake for tokio code, within `deadline`, with the same
+/// plaintext check as [`accept`].
+///
+/// # Errors
+/// As [`accept`].
+pub async fn accept_async(
+    tls: &ServerTls,
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    deadline: Duration,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, TlsError> {
+    let who = crate::net::show_addr(peer);
+    let fut = async {
+        let mut first = [0u8; 3];
+        let n = sock
+            .peek(&mut first)
+            .await
+            .map_err(|e| handshake_error(&who, &e))?;
+        if n > 0 && !looks_like_tls(&first[..n]) {
+            let _ = sock.try_write(&PLAINTEXT_ALERT);
+            return Err(TlsError::PlainClient(who.clone()));
+        }
+        tokio_rustls::TlsAcceptor::from(tls.config.clone())
+            .accept(sock)
+            .await
+            .map_err(|e| server_handshake_error(&who, &e))
+    };
+    match tokio::time::timeout(deadline, fut).await {
+        Err(_) => Err(TlsError::Timeout(who, deadline.as_secs())),
+        Ok(r) => r,
+    }
+}
+
+/// A failed server-side handshake in words.
+pub(crate) fn server_handshake_error(who: &str, e: &io::Error) -> TlsError {
+    let reason = match rustls_error(e) {
+        Some(rustls::Error::AlertReceived(a)) => {
+            format!("the client ended it with the alert {a:?}; it may not trust this certificate")
+        }
+        Some(rustls::Error::NoCertificatesPresented) => {
+            "the client presented no certificate, and --tls-ca requires one".into()
+        }
+        Some(r) => r.to_string(),
+        None => describe(e),
+    };
+    TlsError::Handshake {
+        peer: who.to_string(),
+        reason,
+    }
+}
+
+/// The negotiated version and cipher suite of a rustls connection.
+pub fn describe_cipher<S: rustls::SideData>(c: &rustls::ConnectionCommon<S>) -> String {
+    format!(
+        "{} {}",
+        c.protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default(),
+        c.negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default()
+    )
+}
+
+/// Client handshake over a connected socket, within `deadline`.
+///
+/// # Errors
+/// An untrusted certificate, a peer that does not speak TLS, a timeout.
+pub fn connect(tls: &ClientTls, sock: TcpStream, deadline: Duration) -> Result<Stream, TlsError> {
+    let conn = ClientConnection::new(tls.config(), tls.server_name())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut s = StreamOwned::new(conn, sock);
+    let r = handshake(&mut s.conn, &mut s.sock, deadline);
+    match r {
+        Ok(()) => Ok(Stream::Client(Box::new(s))),
+        Err(e) if timed_out(&e) => Err(TlsError::Timeout(tls.key.clone(), deadline.as_secs())),
+        Err(e) => Err(tls.explain(&e)),
+    }
+}
+
+/// Server handshake over an accepted socket, within `deadline`. A peer
+/// whose first byte is not a TLS handshake record gets a TLS alert (which
+/// a plain sockit client reads as "this server speaks TLS") and an error.
+///
+/// # Errors
+/// A plaintext peer, a failed handshake, a timeout.
+pub fn accept(
+    tls: &ServerTls,
+    sock: TcpStream,
+    peer: SocketAddr,
+    deadline: Duration,
+) -> Result<Stream, TlsError> {
+    let who = crate::net::show_addr(peer);
+    let mut first = [0u8; 3];
+    match with_deadline(&sock, deadline, || sock.peek(&mut first)) {
+        Ok(n) if n > 0 && !looks_like_tls(&first[..n]) => {
+            let mut s = &sock;
+            let _ = s.write_all(&PLAINTEXT_ALERT);
+            let _ = sock.shutdown(std::net::Shutdown::Write);
+            return Err(TlsError::PlainClient(who));
+        }
+        Ok(_) => {}
+        Err(e) if timed_out(&e) => return Err(TlsError::Timeout(who, deadline.as_secs())),
+        Err(e) => return Err(handshake_error(&who, &e)),
+    }
+    let conn =
+        ServerConnection::new(tls.config.clone()).map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut s = StreamOwned::new(conn, sock);
+    let r = handshake(&mut s.conn, &mut s.sock, deadline);
+    match r {
+        Ok(()) => Ok(Stream::Server(Box::new(s))),
+        Err(e) if timed_out(&e) => Err(TlsError::Timeout(who, deadline.as_secs())),
+        Err(e) => Err(server_handshake_error(&who, &e)),
+    }
+}
+
+/// One TLS connection shared by a reading thread and a writing thread.
+///
+/// Encryption and decryption happen under `conn`'s lock, never socket I/O,
+/// so a side blocked on a full socket cannot stall the other. `send` orders
+/// whole flushes, so records reach the socket in sequence.
+pub(crate) struct Duplex {
+    conn: Mutex<rustls::Connection>,
+    send: Mutex<Vec<u8>>,
+    sock: TcpStream,
+}
+
+impl Duplex {
+    /// Moves every pending TLS record to the socket, in order. With `wait`
+    /// false it gives up when the writing side is busy (it will flush).
+    fn flush(&self, wait: bool) -> io::Result<()> {
+        let guard = if wait {
+            self.send
+                .lock()
+                .map_err(|_| io::Error::other("TLS state poisoned"))?
+        } else {
+            match self.send.try_lock() {
+                Ok(g) => g,
+                Err(_) => return Ok(()),
+            }
+        };
+        let mut out = guard;
+        self.drain(&mut out)?;
+        let r = (&self.sock).write_all(&out);
+        out.clear();
+        r
+    }
+
+    /// Takes the pending TLS records out of the connection.
+    fn drain(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut c = self
+            .conn
+            .lock()
+            .map_err(|_| io::Error::other("TLS state poisoned"))?;
+        while c.wants_write() {
+            c.write_tls(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The receiving half of a split TLS stream.
+pub struct TlsReader {
+    d: Arc<Duplex>,
+    buf: Vec<u8>,
+    lo: usize,
+    hi: usize,
+}
+
+/// The sending half of a split TLS stream.
+pub struct TlsWriter {
+    d: Arc<Duplex>,
+}
+
+/// Splits an established TLS stream into halves for two threads. `None`
+/// for a plain stream.
+pub fn split(stream: Stream) -> Option<(TlsReader, TlsWriter, TcpStream)> {
+    let (mut conn, sock): (rustls::Connection, TcpStream) = match stream {
+        Stream::Plain(_) => return None,
+        Stream::Client(s) => {
+            let StreamOwned { conn, sock } = *s;
+            (conn.into(), sock)
+        }
+        Stream::Server(s) => {
+            let StreamOwned { conn, sock } = *s;
+            (conn.into(), sock)
+        }
+    };
+    // The writer encrypts whatever it is given; memory stays bounded by
+    // the callers' chunk size because every write is flushed at once.
+    conn.set_buffer_limit(None);
+    let dup = sock.try_clone().ok()?;
+    let d = Arc::new(Duplex {
+        conn: Mutex::new(conn),
+        send: Mutex::new(Vec::new()),
+        sock,
+    });
+    Some((
+        TlsReader {
+            d: d.clone(),
+            buf: vec![0u8; 256 * 1024],
+            lo: 0,
+            hi: 0,
+        },
+        TlsWriter { d },
+        dup,
+    ))
+}
+
+impl Read for TlsReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut c = self
+                    .d
+                    .conn
+                    .lock()
+                    .map_err(|_| io::Error::other("TLS state poisoned"))?;
+                match c.reader().read(out) {
+                    Ok(n) => return Ok(n),
+                    // The peer closed without close_notify: end of stream.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if self.lo < self.hi {
+                    let mut rd = &self.buf[self.lo..self.hi];
+                    let n = c.read_tls(&mut rd)?;
+                    self.lo += n;
+                    let state = c.process_new_packets();
+                    let reply = c.wants_write();
+                    drop(c);
+                    if reply {
+                        // An alert or a key update answer: send it unless
+                        // the writer is mid-flush (it will carry it).
+                        let _ = self.d.flush(false);
+                    }
+                    state.map_err(|e| {
+                        after_handshake(io::Error::new(io::ErrorKind::InvalidData, e))
+                    })?;
+                    continue;
+                }
+            }
+            let n = (&self.d.sock).read(&mut self.buf)?;
+            if n == 0 {
+                let mut c = self
+                    .d
+                    .conn
+                    .lock()
+                    .map_err(|_| io::Error::other("TLS state poisoned"))?;
+                let _ = c.read_tls(&mut &[][..]);
+                let _ = c.process_new_packets();
+                return match c.reader().read(out) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    Err(e) => Err(e),
+                };
+            }
+            self.lo = 0;
+            self.hi = n;
+        }
+    }
+}
+
+impl Write for TlsWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut out = self
+            .d
+            .send
+            .lock()
+            .map_err(|_| io::Error::other("TLS state poisoned"))?;
+        let n = {
+            let mut c = self
+                .d
+                .conn
+                .lock()
+                .map_err(|_| io::Error::other("TLS state poisoned"))?;
+            // A fatal alert the reading side has seen comes back here too.
+            let n = c.writer().write(buf).map_err(after_handshake)?;
+            while c.wants_write() {
+                c.write_tls(&mut *out)?;
+            }
+            n
+        };
+        let r = (&self.d.sock).write_all(&out);
+        out.clear();
+        // Keep the buffer for the next write, but not a giant one.
+        if out.capacity() > 4 << 20 {
+            *out = Vec::new();
+        }
+        r.map(|()| n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.d.flush(true)
+    }
+}
+
+impl TlsWriter {
+    /// Sends close_notify and shuts the socket's write side down.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn close(&mut self) -> io::Result<()> {
+        if let Ok(mut c) = self.d.conn.lock() {
+            c.send_close_notify();
+        }
+        self.d.flush(true)?;
+        self.d.sock.shutdown(std::net::Shutdown::Write)
+    }
+}
