@@ -20,7 +20,7 @@
 //! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |
 //! | [`bench`](mod@bench) | `bench server` / `bench client`: [`bench::proto`] (versioned hello, pure), tcp, udp, rr, udp-rr, conns |
 //! | [`report`] | JSON text for the `--json` flags (pure, no I/O) |
-//! | [`demo`] | the guided tour on loopback that `sockit demo` runs |
+//! | [`demo`] | the guided tour on loopback that `sockit demo` runs: a runner (`demo/mod.rs`), one file per step, `kit.rs` for what steps share |
 //!
 //! The binary is thin. `src/main.rs` parses the arguments, dispatches, prints
 //! `sockit: <sentence>` on failure and maps the result to an exit code (0
