@@ -166,6 +166,25 @@ struct Conn {
     timeout: Duration,
 }
 
+/// Connects (plain or TLS) with `timeout` on every read and write, and
+/// names the server now: once it has closed, the socket forgets its peer.
+fn open_stream(
+    host: &str,
+    port: u16,
+    copts: &ConnectOptions,
+    tls: Option<&ClientTlsOptions>,
+    timeout: Duration,
+) -> Result<(Stream, String), TransferError> {
+    let tcp = net::connect(host, port, copts)?;
+    let server = tcp
+        .peer_addr()
+        .map(net::show_addr)
+        .unwrap_or_else(|_| format!("{host}:{port}"));
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    Ok((client_stream(host, port, tcp, tls)?, server))
+}
+
 /// Whether a socket error is a read or write timeout running out.
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
@@ -189,15 +208,7 @@ impl Conn {
         tls: Option<&ClientTlsOptions>,
         timeout: Duration,
     ) -> Result<Conn, TransferError> {
-        let tcp = net::connect(host, port, copts)?;
-        // Named now: once the server has closed, the socket forgets its peer.
-        let server = tcp
-            .peer_addr()
-            .map(net::show_addr)
-            .unwrap_or_else(|_| format!("{host}:{port}"));
-        let _ = tcp.set_read_timeout(Some(timeout));
-        let _ = tcp.set_write_timeout(Some(timeout));
-        let mut s = client_stream(host, port, tcp, tls)?;
+        let (mut s, server) = open_stream(host, port, copts, tls, timeout)?;
         s.write_all(MAGIC)
             .and_then(|()| s.flush())
             .map_err(|e| io_err("talk to the server", &e))?;
@@ -1126,14 +1137,7 @@ pub fn get_raw(
             path: target.to_path_buf(),
         });
     }
-    let tcp = net::connect(host, port, copts)?;
-    let server = tcp
-        .peer_addr()
-        .map(net::show_addr)
-        .unwrap_or_else(|_| format!("{host}:{port}"));
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
-    let mut s = client_stream(host, port, tcp, tls)?;
+    let (mut s, server) = open_stream(host, port, copts, tls, timeout)?;
     s.write_all(name.as_bytes())
         .and_then(|()| s.flush())
         .map_err(|e| io_err("send the file name", &e))?;
