@@ -3,7 +3,9 @@
 //! - [`proto`]: the wire protocol, free of I/O.
 //! - [`paths`]: safe paths on both sides.
 //! - [`server`]: the read-only server (native and seed-style raw requests).
-//! - [`client`]: verified, resumable downloads and listings.
+//! - [`client`]: verified, resumable downloads and listings: the run over
+//!   names and trees (`client/mod.rs`), one connection (`conn.rs`), one
+//!   file's download pipeline (`file.rs`).
 
 pub mod client;
 pub mod paths;
