@@ -16,6 +16,7 @@ const COMMANDS: &[&[&str]] = &[
     &["ping"],
     &["scan"],
     &["bench", "client"],
+    &["forward"],
 ];
 
 #[test]

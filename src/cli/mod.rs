@@ -9,12 +9,14 @@
 //! | `lookup.rs` | `lookup …` |
 //! | `diag.rs` | `ping`, `scan` |
 //! | `bench.rs` | `bench server`, `bench client` |
+//! | `forward.rs` | `forward` |
 //! | `args.rs` | argument groups several commands share (text, TLS, access) |
 //! | `parse.rs` | value parsers (sizes, rates, seconds, ports, pins) |
 
 mod args;
 mod bench;
 mod diag;
+mod forward;
 mod lookup;
 mod parse;
 mod tcp;
@@ -69,6 +71,8 @@ pub(crate) enum Cmd {
     /// Measure throughput, loss, latency and connection rates (server and client).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Relay TCP connections from LISTEN to TARGET (round robin over several), like socat.
+    Forward(forward::ForwardCli),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -85,6 +89,7 @@ pub(crate) fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         Cmd::Ping(p) => diag::ping(p),
         Cmd::Scan(c) => diag::scan(c),
         Cmd::Bench(c) => c.run(),
+        Cmd::Forward(c) => c.run(),
         Cmd::Demo => {
             let ok = sockit::demo::run()?;
             Ok(if ok {

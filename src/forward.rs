@@ -1,0 +1,398 @@
+//! `sockit forward LISTEN TARGET…`: a TCP relay on one event loop.
+//!
+//! Each accepted client is joined to one target, chosen round robin. A
+//! target that refuses or times out is skipped for [`DOWN_FOR`], and the
+//! client goes to the next one; when none answers, the client is reset and
+//! the log line names each target's error. Bytes move in both directions at
+//! once; an end of stream in one direction is passed on as a FIN while the
+//! other keeps flowing (no timer), and a reset on either side is passed on
+//! as a reset (`SO_LINGER` 0).
+//!
+//! What this first cut does not do yet (issue 14): UDP and Unix sockets,
+//! TLS at either end, a program per connection, the PROXY protocol,
+//! `--idle-timeout`, `--json` events, and the `splice(2)` fast path. Their spellings are
+//! refused with a sentence that says so, never ignored.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::access::AccessList;
+use crate::net::{self, describe, show_addr, BindAddr, Family, NetError};
+
+/// How long a target that refused or timed out is skipped.
+pub const DOWN_FOR: Duration = Duration::from_secs(5);
+
+/// Default `--max-conns`: client connections relayed at once (each holds
+/// two descriptors).
+pub const DEFAULT_MAX_CONNS: usize = 8192;
+
+/// Default `--connect-timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Copy buffer per direction, for the userspace pump.
+const COPY_BUF: usize = 64 * 1024;
+
+/// Errors from `forward`.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// A LISTEN or TARGET that cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// Binding the listener failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The listener failed for good.
+    #[error("the listener failed ({0})")]
+    Listener(String),
+}
+
+/// One target: where to connect, and until when it is skipped.
+#[derive(Debug)]
+pub struct Target {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Set when the target refused or timed out: skip it until then.
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Target {
+    /// `HOST:PORT` as the log shows it.
+    pub fn name(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    fn is_down(&self, now: Instant) -> bool {
+        self.down_until
+            .lock()
+            .map(|g| g.is_some_and(|t| t > now))
+            .unwrap_or(false)
+    }
+
+    fn mark(&self, down: bool) {
+        if let Ok(mut g) = self.down_until.lock() {
+            *g = down.then(|| Instant::now() + DOWN_FOR);
+        }
+    }
+}
+
+/// Parses a TARGET: `HOST:PORT`, `tcp:HOST:PORT`, `[V6]:PORT`.
+///
+/// # Errors
+/// A sentence for a spelling that is wrong or not built yet.
+pub fn parse_target(s: &str) -> Result<Target, ForwardError> {
+    for scheme in ["udp:", "unix:", "tls:", "exec:", "sh:"] {
+        if s.starts_with(scheme) {
+            return Err(ForwardError::Usage(format!(
+                "{s:?}: {scheme} targets are not built yet; this sockit forwards TCP to TCP only"
+            )));
+        }
+    }
+    let rest = s.strip_prefix("tcp:").unwrap_or(s);
+    let bad = || ForwardError::Usage(format!("{s:?} is not a target; write HOST:PORT"));
+    let (host, port) = if let Ok(sa) = rest.parse::<SocketAddr>() {
+        (sa.ip().to_string(), sa.port())
+    } else {
+        let (h, p) = rest.rsplit_once(':').ok_or_else(bad)?;
+        if h.is_empty() || h.contains(':') {
+            return Err(bad());
+        }
+        (
+            h.to_string(),
+            net::parse_port(p).map_err(ForwardError::Usage)?,
+        )
+    };
+    if port == 0 {
+        return Err(bad());
+    }
+    Ok(Target {
+        host,
+        port,
+        down_until: Mutex::new(None),
+    })
+}
+
+/// Parses a LISTEN spelling: `[ADDR:]PORT` or `tcp:[ADDR:]PORT`.
+///
+/// # Errors
+/// A sentence for a spelling that is wrong or not built yet.
+pub fn parse_listen(s: &str) -> Result<BindAddr, ForwardError> {
+    for scheme in ["udp:", "unix:"] {
+        if s.starts_with(scheme) {
+            return Err(ForwardError::Usage(format!(
+                "{s:?}: {scheme} listeners are not built yet; this sockit forwards TCP to TCP only"
+            )));
+        }
+    }
+    s.strip_prefix("tcp:")
+        .unwrap_or(s)
+        .parse::<BindAddr>()
+        .map_err(ForwardError::Usage)
+}
+
+/// How `forward` behaves.
+#[derive(Debug)]
+pub struct ForwardOptions {
+    /// Where to listen.
+    pub listen: BindAddr,
+    /// `-4` / `-6` for the listener.
+    pub family: Family,
+    /// Where to send each client, round robin.
+    pub targets: Vec<Target>,
+    /// Most clients relayed at once; more are refused with a reset.
+    pub max_conns: usize,
+    /// Give up on a target after this long.
+    pub connect_timeout: Duration,
+    /// `--allow` and `--deny`.
+    pub access: AccessList,
+}
+
+/// What one run of the relay saw.
+#[derive(Debug, Default)]
+pub struct ForwardSummary {
+    /// Clients relayed to a target.
+    pub relayed: u64,
+    /// Clients turned away (access, `--max-conns`, no target answered).
+    pub refused: u64,
+}
+
+/// Binds, announces `listening on`, and relays until `stop` is cancelled.
+///
+/// # Errors
+/// Bind errors, or a listener that fails for good.
+pub async fn run(
+    opts: ForwardOptions,
+    stop: CancellationToken,
+) -> Result<ForwardSummary, ForwardError> {
+    net::raise_nofile_limit();
+    let std_listener = net::bind_tcp(&opts.listen, opts.family)?;
+    let local = std_listener
+        .local_addr()
+        .map_err(|e| ForwardError::Listener(describe(&e)))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| ForwardError::Listener(describe(&e)))?;
+    let listener =
+        TcpListener::from_std(std_listener).map_err(|e| ForwardError::Listener(describe(&e)))?;
+    net::announce_listening(local);
+    serve(listener, Arc::new(opts), stop).await
+}
+
+/// The accept loop, on a bound listener.
+async fn serve(
+    listener: TcpListener,
+    opts: Arc<ForwardOptions>,
+    stop: CancellationToken,
+) -> Result<ForwardSummary, ForwardError> {
+    let slots = Arc::new(Semaphore::new(opts.max_conns.max(1)));
+    let next = Arc::new(AtomicUsize::new(0));
+    let tracker = TaskTracker::new();
+    let mut summary = ForwardSummary::default();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (client, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of
+                // spinning, and keep relaying the clients we have.
+                tracing::warn!("accept failed ({}); retrying", describe(&e));
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        if let Err(why) = opts.access.check(peer.ip()) {
+            summary.refused += 1;
+            tracing::warn!("refused {}: {why}", show_addr(peer));
+            net::arm_reset(&client);
+            continue;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            summary.refused += 1;
+            tracing::warn!(
+                "refused {}: already relaying {} (--max-conns)",
+                show_addr(peer),
+                crate::text::counted(opts.max_conns as u64, "connection", "connections")
+            );
+            net::arm_reset(&client);
+            continue;
+        };
+        summary.relayed += 1;
+        let opts = opts.clone();
+        let next = next.clone();
+        let stop = stop.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            relay(client, peer, &opts, &next, &stop).await;
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    Ok(summary)
+}
+
+/// Connects to the first target that answers, starting at the next one in
+/// turn and skipping those marked down (unless all are).
+async fn connect_target(
+    opts: &ForwardOptions,
+    next: &AtomicUsize,
+) -> Result<(TcpStream, String), Vec<String>> {
+    let n = opts.targets.len();
+    let start = next.fetch_add(1, Ordering::Relaxed);
+    let now = Instant::now();
+    let order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+    // Targets that are up first, then the ones marked down, as a last try.
+    let (up, down): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .partition(|&i| !opts.targets[i].is_down(now));
+    let mut errors = Vec::new();
+    for i in up.into_iter().chain(down) {
+        let t = &opts.targets[i];
+        match connect_one(t, opts.connect_timeout).await {
+            Ok(s) => {
+                t.mark(false);
+                return Ok((s, t.name()));
+            }
+            Err(why) => {
+                if !t.is_down(now) {
+                    tracing::warn!(
+                        "target {} {why}; skipping it for {} s",
+                        t.name(),
+                        DOWN_FOR.as_secs()
+                    );
+                }
+                t.mark(true);
+                errors.push(format!("{} {why}", t.name()));
+            }
+        }
+    }
+    Err(errors)
+}
+
+/// One target, every address it resolves to, within the timeout.
+async fn connect_one(t: &Target, timeout: Duration) -> Result<TcpStream, String> {
+    let attempt = async {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| format!("could not be resolved ({})", describe(&e)))?
+            .collect();
+        let mut last = String::from("has no address");
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    last = match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => "refused the connection".into(),
+                        _ => format!("failed ({})", describe(&e)),
+                    }
+                }
+            }
+        }
+        Err(last)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("timed out after {} s", timeout.as_secs_f64())),
+    }
+}
+
+/// Relays one client to a target until both directions have ended.
+async fn relay(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    opts: &ForwardOptions,
+    next: &AtomicUsize,
+    stop: &CancellationToken,
+) {
+    let who = show_addr(peer);
+    let (mut target, name) = match connect_target(opts, next).await {
+        Ok(x) => x,
+        Err(errors) => {
+            tracing::warn!(
+                "{who}: no target answered ({}); reset the client",
+                errors.join("; ")
+            );
+            net::arm_reset(&client);
+            return;
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = target.set_nodelay(true);
+    tracing::info!("{who} -> {name}: relaying");
+    let started = Instant::now();
+    let pump =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut target, COPY_BUF, COPY_BUF);
+    let result = tokio::select! {
+        r = pump => Some(r),
+        _ = stop.cancelled() => None,
+    };
+    let secs = started.elapsed().as_secs_f64();
+    match result {
+        Some(Ok((up, down))) => {
+            tracing::info!("{who} -> {name}: closed; {up} bytes up, {down} bytes down, {secs:.2} s")
+        }
+        Some(Err(e)) => {
+            // A reset (or any failure) on one side is passed on as a reset.
+            tracing::info!(
+                "{who} -> {name}: {} after {secs:.2} s; reset both sides",
+                describe(&e)
+            );
+            net::arm_reset(&client);
+            net::arm_reset(&target);
+        }
+        None => {
+            tracing::info!("{who} -> {name}: stopped after {secs:.2} s");
+            net::arm_reset(&client);
+            net::arm_reset(&target);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_spellings() {
+        let t = parse_target("127.0.0.1:80").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 80));
+        let t = parse_target("tcp:localhost:8080").unwrap();
+        assert_eq!(t.name(), "localhost:8080");
+        let t = parse_target("[::1]:22").unwrap();
+        assert_eq!(t.name(), "[::1]:22");
+        for bad in ["", "host", "host:0", "host:70000", ":80", "::1:80"] {
+            assert!(parse_target(bad).is_err(), "{bad:?}");
+        }
+        for later in [
+            "udp:127.0.0.1:53",
+            "unix:/run/x.sock",
+            "tls:h:443",
+            "exec:/bin/cat",
+            "sh:cat",
+        ] {
+            let e = parse_target(later).unwrap_err().to_string();
+            assert!(e.contains("not built yet"), "{e}");
+        }
+        assert!(parse_listen("8080").is_ok());
+        assert!(parse_listen("tcp:127.0.0.1:0").is_ok());
+        assert!(parse_listen("udp:53").is_err());
+    }
+}

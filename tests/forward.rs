@@ -1,0 +1,210 @@
+//! End-to-end tests of `sockit forward` (issue 14, first cut: TCP to TCP).
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::time::Duration;
+
+use util::*;
+
+fn forward(args: &[&str]) -> (Proc, SocketAddr) {
+    let mut full = vec!["-v", "forward", "127.0.0.1:0"];
+    full.extend_from_slice(args);
+    let p = sockit_noinput(&full);
+    let a = p.listening();
+    (p, a)
+}
+
+#[test]
+fn relays_binary_both_ways_and_passes_half_close_on() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = echo.listening().to_string();
+    let (fwd, addr) = forward(&[&target]);
+    let data = random_bytes(8 << 20, 41);
+    let mut c = connect(addr);
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        let d = data.clone();
+        std::thread::spawn(move || {
+            w.write_all(&d).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let back = read_to_end(&mut c);
+    writer.join().unwrap();
+    assert!(
+        back == data,
+        "the relay changed the bytes ({} of {})",
+        back.len(),
+        data.len()
+    );
+    fwd.stderr.wait_for(&format!(
+        "{} bytes up, {} bytes down",
+        data.len(),
+        data.len()
+    ));
+    fwd.kill();
+    echo.kill();
+}
+
+#[test]
+fn a_reply_sent_after_the_client_half_closed_arrives_whole() {
+    // A target that answers only once the request has ended (like docker's
+    // API behind socat, whose 0.5 s timer cuts such replies short).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut req = Vec::new();
+        s.read_to_end(&mut req).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let reply = vec![b'r'; 3 << 20];
+        s.write_all(&reply).unwrap();
+        req.len()
+    });
+    let (fwd, addr) = forward(&[&target]);
+    let mut c = connect(addr);
+    c.write_all(b"request body").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let reply = read_to_end(&mut c);
+    assert_eq!(reply.len(), 3 << 20);
+    assert_eq!(server.join().unwrap(), 12);
+    fwd.kill();
+}
+
+#[test]
+fn a_target_that_is_down_resets_the_client_and_is_named() {
+    let dead = free_port();
+    let (fwd, addr) = forward(&[&format!("127.0.0.1:{dead}")]);
+    let mut c = connect(addr);
+    let mut buf = [0u8; 16];
+    let r = c.read(&mut buf);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    fwd.stderr
+        .wait_for(&format!("127.0.0.1:{dead} refused the connection"));
+    // sockit's own client says so in one sentence, with exit 1.
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", &addr.port().to_string()],
+        b"hi\n",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    fwd.kill();
+}
+
+#[test]
+fn round_robin_skips_a_target_that_refuses() {
+    let a = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "-v"]);
+    let b = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "-v"]);
+    let (ta, tb) = (a.listening().to_string(), b.listening().to_string());
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (fwd, addr) = forward(&[&ta, &dead, &tb]);
+    for i in 0..6 {
+        let mut c = connect(addr);
+        let msg = format!("client {i}\n");
+        c.write_all(msg.as_bytes()).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(read_to_end(&mut c), msg.as_bytes(), "client {i}");
+    }
+    // Both live targets served clients; the dead one was skipped, not fatal.
+    a.stderr.wait_for("connection from");
+    b.stderr.wait_for("connection from");
+    fwd.stderr.wait_for("refused the connection");
+    for p in [fwd, a, b] {
+        p.kill();
+    }
+}
+
+#[test]
+fn a_reset_from_the_target_reaches_the_client_as_a_reset() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 5];
+        (&s).read_exact(&mut buf).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    });
+    let (fwd, addr) = forward(&[&target]);
+    let mut c = connect(addr);
+    c.write_all(b"hello").unwrap();
+    server.join().unwrap();
+    let mut got = Vec::new();
+    let r = c.read_to_end(&mut got);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    fwd.kill();
+}
+
+#[test]
+fn max_conns_and_deny_turn_clients_away_with_a_reset() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = echo.listening().to_string();
+    let (fwd, addr) = forward(&[&target, "--max-conns", "1"]);
+    let mut first = connect(addr);
+    first.write_all(b"x").unwrap();
+    assert_eq!(read_exact(&mut first, 1), b"x");
+    let mut second = connect(addr);
+    let mut buf = [0u8; 1];
+    let r = second.read(&mut buf);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    fwd.stderr.wait_for("(--max-conns)");
+    fwd.kill();
+    let (fwd, addr) = forward(&[&target, "--deny", "127.0.0.0/8"]);
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", &addr.port().to_string()],
+        b"hi\n",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    fwd.stderr.wait_for("refused 127.0.0.1:");
+    fwd.kill();
+    echo.kill();
+}
+
+#[test]
+fn spellings_not_built_yet_are_refused_not_ignored() {
+    for t in [
+        "udp:127.0.0.1:53",
+        "unix:/tmp/x.sock",
+        "tls:127.0.0.1:443",
+        "exec:/bin/cat",
+    ] {
+        let f = run(&["forward", "127.0.0.1:0", t], b"");
+        assert_eq!(f.code(), 2, "{t}: {}", f.stderr);
+        assert!(f.stderr.contains("not built yet"), "{}", f.stderr);
+    }
+    let f = run(&["forward", "127.0.0.1:0", "nohost"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+}
+
+#[test]
+fn netcat_through_the_relay() {
+    if !have_tool("nc") {
+        return;
+    }
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--upper"]);
+    let target = echo.listening().to_string();
+    let (fwd, addr) = forward(&[&target]);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'through nc\\n' | nc -N -w 5 127.0.0.1 {}",
+            addr.port()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH NC\n");
+    fwd.kill();
+    echo.kill();
+}
