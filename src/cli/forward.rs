@@ -16,7 +16,7 @@ use super::Usage;
 #[command(after_help = concat!(
     "Examples:\n",
     "  sockit forward 8080 127.0.0.1:80                 put a port in front of another\n",
-    "  sockit forward 127.0.0.1:9000 10.0.0.5:80 10.0.0.6:80   round robin over two\n",
+    "  sockit forward 127.0.0.1:9000 127.0.0.1:9001 127.0.0.1:9002  round robin over two\n",
     "  sockit forward 2222 tcp:[::1]:22 --allow 127.0.0.0/8"
 ))]
 pub(crate) struct ForwardCli {
