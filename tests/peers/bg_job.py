@@ -74,6 +74,18 @@ def main():
     else:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    # What the shell printed before it exited may still be unread.
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            break
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
     sys.stdout.write(shown.decode('utf-8', 'replace'))
     sys.stdout.write('\nOUT=%s\n' % open(out, 'rb').read().decode('utf-8', 'replace'))
 
