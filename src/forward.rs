@@ -10,7 +10,7 @@
 //!
 //! What this first cut does not do yet (issue 14): UDP and Unix sockets,
 //! TLS at either end, a program per connection, the PROXY protocol,
-//! `--idle-timeout` and `--json` events. Their spellings are
+//! and `--json` events. Their spellings are
 //! refused with a sentence that says so, never ignored.
 
 use std::net::SocketAddr;
@@ -164,6 +164,8 @@ pub struct ForwardOptions {
     pub max_conns: usize,
     /// Give up on a target after this long.
     pub connect_timeout: Duration,
+    /// Close a relay on which no byte moved either way for this long.
+    pub idle_timeout: Option<Duration>,
     /// `--allow` and `--deny`.
     pub access: AccessList,
 }
@@ -358,30 +360,37 @@ async fn relay(
     } else {
         None
     };
+    let activity = Activity::new();
+    let idle = activity.idle(opts.idle_timeout);
     let result = match &pipes {
         Some((up_pipe, down_pipe)) => {
             // Both directions at once, each through its own pipe, the bytes
             // never entering user space.
             let pump = async {
                 tokio::try_join!(
-                    splice_one_way(&client, &target, up_pipe),
-                    splice_one_way(&target, &client, down_pipe),
+                    splice_one_way(&client, &target, up_pipe, &activity),
+                    splice_one_way(&target, &client, down_pipe, &activity),
                 )
             };
             tokio::select! {
                 r = pump => Some(r),
+                _ = idle => {
+                    tracing::info!("{who} -> {name}: idle for {} s", opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+                    None
+                }
                 _ = stop.cancelled() => None,
             }
         }
         None => {
-            let pump = tokio::io::copy_bidirectional_with_sizes(
-                &mut client,
-                &mut target,
-                COPY_BUF,
-                COPY_BUF,
-            );
+            let mut c = Tracked(&mut client, &activity);
+            let mut t = Tracked(&mut target, &activity);
+            let pump = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut t, COPY_BUF, COPY_BUF);
             tokio::select! {
                 r = pump => Some(r),
+                _ = idle => {
+                    tracing::info!("{who} -> {name}: idle for {} s", opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+                    None
+                }
                 _ = stop.cancelled() => None,
             }
         }
@@ -405,6 +414,85 @@ async fn relay(
             net::arm_reset(&client);
             net::arm_reset(&target);
         }
+    }
+}
+
+/// When bytes last moved on a relay, for `--idle-timeout`.
+struct Activity {
+    /// When the relay started.
+    start: Instant,
+    /// Milliseconds after `start` of the last move, either way.
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `limit` (never without one).
+    async fn idle(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = self.start.elapsed().saturating_sub(last);
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
+/// A stream that records each read that moved bytes in an [`Activity`].
+struct Tracked<'a, S>(&'a mut S, &'a Activity);
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tracked<'_, S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut *self.0).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.1.touch();
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tracked<'_, S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_shutdown(cx)
     }
 }
 
@@ -461,7 +549,12 @@ fn splice(from: i32, to: i32, len: usize) -> std::io::Result<usize> {
 /// passes the end on as a FIN. Backpressure is the kernel's: a full target
 /// leaves bytes in the pipe, and the source is not read again until they
 /// have gone out. Returns the bytes moved.
-async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipe: &Pipe) -> std::io::Result<u64> {
+async fn splice_one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    pipe: &Pipe,
+    activity: &Activity,
+) -> std::io::Result<u64> {
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
     let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
@@ -480,6 +573,7 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipe: &Pipe) -> std::i
             let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
             return Ok(total);
         }
+        activity.touch();
         let mut left = n;
         while left > 0 {
             to.writable().await?;

@@ -208,3 +208,30 @@ fn netcat_through_the_relay() {
     fwd.kill();
     echo.kill();
 }
+
+#[test]
+fn idle_timeout_closes_a_silent_relay_and_spares_a_busy_one() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = echo.listening().to_string();
+    let (fwd, addr) = forward(&[&target, "--idle-timeout", "0.5"]);
+    // Busy: a byte every 100 ms for 1.5 s, each echoed, is never cut.
+    let mut busy = connect(addr);
+    for _ in 0..15 {
+        busy.write_all(b"b").unwrap();
+        assert_eq!(read_exact(&mut busy, 1), b"b");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Silent: closed once 0.5 s pass with nothing moving.
+    let started = std::time::Instant::now();
+    let mut silent = connect(addr);
+    let mut buf = [0u8; 1];
+    let _ = silent.read(&mut buf);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    fwd.stderr.wait_for("idle for 0.5 s");
+    fwd.kill();
+    echo.kill();
+}

@@ -37,6 +37,9 @@ pub(crate) struct ForwardCli {
     /// Give up on a target after SECS seconds and try the next one.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     connect_timeout: Duration,
+    /// Close a relay on which no byte moved either way for SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    idle_timeout: Option<Duration>,
     #[command(flatten)]
     access: AccessArgs,
 }
@@ -58,6 +61,7 @@ impl ForwardCli {
             targets,
             max_conns: self.max_conns as usize,
             connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
             access: self.access.list(),
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
