@@ -1,4 +1,4 @@
-//! `sockit forward LISTEN TARGET…`: a TCP relay on one event loop.
+//! `sockit forward LISTEN TARGET…`: a TCP or UDP relay on one event loop.
 //!
 //! Each accepted client is joined to one target, chosen round robin. A
 //! target that refuses or times out is skipped for [`DOWN_FOR`], and the
@@ -8,7 +8,8 @@
 //! other keeps flowing (no timer), and a reset on either side is passed on
 //! as a reset (`SO_LINGER` 0).
 //!
-//! What this first cut does not do yet (issue 14): UDP and Unix sockets,
+//! `udp:` on both sides relays datagrams through a session table (see
+//! `run_udp`). What this cut does not do yet (issue 14): Unix sockets,
 //! TLS at either end, a program per connection, the PROXY protocol,
 //! and `--json` events. Their spellings are
 //! refused with a sentence that says so, never ignored.
@@ -32,6 +33,12 @@ pub const DOWN_FOR: Duration = Duration::from_secs(5);
 /// Default `--max-conns`: client connections relayed at once (each holds
 /// two descriptors).
 pub const DEFAULT_MAX_CONNS: usize = 8192;
+
+/// How long a UDP session lives without a datagram either way, by default.
+pub const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(60);
+
+/// Default `--max-sessions` for UDP.
+pub const DEFAULT_MAX_SESSIONS: usize = 4096;
 
 /// Default `--connect-timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,9 +69,30 @@ pub enum ForwardError {
     Listener(String),
 }
 
+/// Which transport a LISTEN or TARGET names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// `[tcp:]HOST:PORT`.
+    Tcp,
+    /// `udp:HOST:PORT`.
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
 /// One target: where to connect, and until when it is skipped.
 #[derive(Debug)]
 pub struct Target {
+    /// TCP or UDP.
+    pub proto: Proto,
     /// Host name or IP address.
     pub host: String,
     /// Port.
@@ -102,14 +130,17 @@ impl Target {
 /// # Errors
 /// A sentence for a spelling that is wrong or not built yet.
 pub fn parse_target(s: &str) -> Result<Target, ForwardError> {
-    for scheme in ["udp:", "unix:", "tls:", "exec:", "sh:"] {
+    for scheme in ["unix:", "tls:", "exec:", "sh:"] {
         if s.starts_with(scheme) {
             return Err(ForwardError::Usage(format!(
-                "{s:?}: {scheme} targets are not built yet; this sockit forwards TCP to TCP only"
+                "{s:?}: {scheme} targets are not built yet; this sockit forwards TCP and UDP only"
             )));
         }
     }
-    let rest = s.strip_prefix("tcp:").unwrap_or(s);
+    let (proto, rest) = match s.strip_prefix("udp:") {
+        Some(r) => (Proto::Udp, r),
+        None => (Proto::Tcp, s.strip_prefix("tcp:").unwrap_or(s)),
+    };
     let bad = || ForwardError::Usage(format!("{s:?} is not a target; write HOST:PORT"));
     let (host, port) = if let Ok(sa) = rest.parse::<SocketAddr>() {
         (sa.ip().to_string(), sa.port())
@@ -127,6 +158,7 @@ pub fn parse_target(s: &str) -> Result<Target, ForwardError> {
         return Err(bad());
     }
     Ok(Target {
+        proto,
         host,
         port,
         down_until: Mutex::new(None),
@@ -137,23 +169,27 @@ pub fn parse_target(s: &str) -> Result<Target, ForwardError> {
 ///
 /// # Errors
 /// A sentence for a spelling that is wrong or not built yet.
-pub fn parse_listen(s: &str) -> Result<BindAddr, ForwardError> {
-    for scheme in ["udp:", "unix:"] {
-        if s.starts_with(scheme) {
-            return Err(ForwardError::Usage(format!(
-                "{s:?}: {scheme} listeners are not built yet; this sockit forwards TCP to TCP only"
-            )));
-        }
+pub fn parse_listen(s: &str) -> Result<(Proto, BindAddr), ForwardError> {
+    if s.starts_with("unix:") {
+        return Err(ForwardError::Usage(format!(
+            "{s:?}: unix: listeners are not built yet; this sockit forwards TCP and UDP only"
+        )));
     }
-    s.strip_prefix("tcp:")
-        .unwrap_or(s)
-        .parse::<BindAddr>()
-        .map_err(ForwardError::Usage)
+    let (proto, rest) = match s.strip_prefix("udp:") {
+        Some(r) => (Proto::Udp, r),
+        None => (Proto::Tcp, s.strip_prefix("tcp:").unwrap_or(s)),
+    };
+    Ok((
+        proto,
+        rest.parse::<BindAddr>().map_err(ForwardError::Usage)?,
+    ))
 }
 
 /// How `forward` behaves.
 #[derive(Debug)]
 pub struct ForwardOptions {
+    /// TCP or UDP, for the listener and every target.
+    pub proto: Proto,
     /// Where to listen.
     pub listen: BindAddr,
     /// `-4` / `-6` for the listener.
@@ -164,8 +200,12 @@ pub struct ForwardOptions {
     pub max_conns: usize,
     /// Give up on a target after this long.
     pub connect_timeout: Duration,
-    /// Close a relay on which no byte moved either way for this long.
+    /// Close a relay on which no byte moved either way for this long
+    /// (UDP: end a session; [`DEFAULT_UDP_IDLE`] when `None`).
     pub idle_timeout: Option<Duration>,
+    /// UDP: most client sessions at once; when full, the one idle longest
+    /// is evicted.
+    pub max_sessions: usize,
     /// `--allow` and `--deny`.
     pub access: AccessList,
 }
@@ -188,6 +228,9 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<ForwardSummary, ForwardError> {
     net::raise_nofile_limit();
+    if opts.proto == Proto::Udp {
+        return run_udp(opts, stop).await;
+    }
     let std_listener = net::bind_tcp(&opts.listen, opts.family)?;
     let local = std_listener
         .local_addr()
@@ -417,6 +460,188 @@ async fn relay(
     }
 }
 
+/// One UDP client's session: its own connected socket to the target.
+struct Session {
+    /// Connected to the target; replies come back on it.
+    up: Arc<tokio::net::UdpSocket>,
+    /// Milliseconds after the relay's start of the last datagram either way.
+    last_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Carries replies back to the client.
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the UDP listener: the first candidate address that binds. No
+/// SO_REUSEADDR, so a taken port is an error.
+fn bind_udp(opts: &ForwardOptions) -> Result<std::net::UdpSocket, ForwardError> {
+    let mut last = None;
+    for addr in net::listen_candidates(&opts.listen, opts.family)? {
+        match std::net::UdpSocket::bind(addr) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(net::bind_error(addr, e)),
+        }
+    }
+    Err(last
+        .map(ForwardError::Net)
+        .unwrap_or_else(|| ForwardError::Listener("no address to bind".into())))
+}
+
+/// Opens a session: a socket connected to the next target in turn.
+async fn open_session(
+    opts: &ForwardOptions,
+    next: &AtomicUsize,
+) -> Result<(tokio::net::UdpSocket, String), String> {
+    let n = opts.targets.len();
+    let t = &opts.targets[next.fetch_add(1, Ordering::Relaxed) % n];
+    let addr = tokio::net::lookup_host((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| format!("{} could not be resolved ({})", t.name(), describe(&e)))?
+        .next()
+        .ok_or_else(|| format!("{} has no address", t.name()))?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let up = tokio::net::UdpSocket::bind(local)
+        .await
+        .map_err(|e| describe(&e))?;
+    up.connect(addr).await.map_err(|e| describe(&e))?;
+    Ok((up, t.name()))
+}
+
+/// The UDP relay: a session table keyed by client address, each session
+/// with its own connected socket, so replies go back to the right client
+/// and datagram boundaries are kept. Sessions end after the idle timeout;
+/// the table holds at most `max_sessions`, evicting the one idle longest.
+async fn run_udp(
+    opts: ForwardOptions,
+    stop: CancellationToken,
+) -> Result<ForwardSummary, ForwardError> {
+    use std::collections::HashMap;
+    let std_sock = bind_udp(&opts)?;
+    let local = std_sock
+        .local_addr()
+        .map_err(|e| ForwardError::Listener(describe(&e)))?;
+    std_sock
+        .set_nonblocking(true)
+        .map_err(|e| ForwardError::Listener(describe(&e)))?;
+    let sock = Arc::new(
+        tokio::net::UdpSocket::from_std(std_sock)
+            .map_err(|e| ForwardError::Listener(describe(&e)))?,
+    );
+    net::announce_listening(local);
+    let idle = opts.idle_timeout.unwrap_or(DEFAULT_UDP_IDLE);
+    let started = Instant::now();
+    let now_ms = move || started.elapsed().as_millis() as u64;
+    let next = AtomicUsize::new(0);
+    let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
+    let mut summary = ForwardSummary::default();
+    let mut buf = vec![0u8; 65536];
+    let mut sweep = tokio::time::interval(idle.min(Duration::from_secs(1)));
+    loop {
+        let got = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = sweep.tick() => {
+                let limit = idle.as_millis() as u64;
+                let now = now_ms();
+                sessions.retain(|client, s| {
+                    let keep = now.saturating_sub(s.last_ms.load(Ordering::Relaxed)) < limit;
+                    if !keep {
+                        tracing::info!(
+                            "{}: UDP session ended after {} s idle",
+                            show_addr(*client),
+                            idle.as_secs_f64()
+                        );
+                        s.task.abort();
+                    }
+                    keep
+                });
+                continue;
+            }
+            r = sock.recv_from(&mut buf) => r,
+        };
+        let (n, client) = match got {
+            Ok(x) => x,
+            // An ICMP error for a reply we sent: not fatal for a relay.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => {
+                tracing::warn!("receive failed ({}); retrying", describe(&e));
+                continue;
+            }
+        };
+        if opts.access.check(client.ip()).is_err() {
+            tracing::debug!("dropped a datagram from {}", show_addr(client));
+            continue;
+        }
+        if !sessions.contains_key(&client) {
+            if sessions.len() >= opts.max_sessions.max(1) {
+                let oldest = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_ms.load(Ordering::Relaxed))
+                    .map(|(c, _)| *c);
+                if let Some((c, s)) = oldest.and_then(|c| sessions.remove_entry(&c)) {
+                    tracing::warn!(
+                        "evicted the UDP session of {} to make room for {} (--max-sessions {})",
+                        show_addr(c),
+                        show_addr(client),
+                        opts.max_sessions
+                    );
+                    s.task.abort();
+                }
+            }
+            let (up, name) = match open_session(&opts, &next).await {
+                Ok(x) => x,
+                Err(why) => {
+                    summary.refused += 1;
+                    tracing::warn!(
+                        "{}: no session ({why}); datagram dropped",
+                        show_addr(client)
+                    );
+                    continue;
+                }
+            };
+            tracing::info!("{} -> {name}: new UDP session", show_addr(client));
+            summary.relayed += 1;
+            let up = Arc::new(up);
+            let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
+            let task = {
+                let (up, sock, last_ms) = (up.clone(), sock.clone(), last_ms.clone());
+                tokio::spawn(async move {
+                    let mut b = vec![0u8; 65536];
+                    loop {
+                        match up.recv(&mut b).await {
+                            Ok(m) => {
+                                let ms = started.elapsed().as_millis() as u64;
+                                last_ms.store(ms, Ordering::Relaxed);
+                                let _ = sock.send_to(&b[..m], client).await;
+                            }
+                            // The target is not there (ICMP): keep the session.
+                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                            Err(_) => return,
+                        }
+                    }
+                })
+            };
+            sessions.insert(client, Session { up, last_ms, task });
+        }
+        if let Some(s) = sessions.get(&client) {
+            s.last_ms.store(now_ms(), Ordering::Relaxed);
+            if let Err(e) = s.up.send(&buf[..n]).await {
+                tracing::debug!(
+                    "{}: send to the target failed ({})",
+                    show_addr(client),
+                    describe(&e)
+                );
+            }
+        }
+    }
+    for (_, s) in sessions.drain() {
+        s.task.abort();
+    }
+    Ok(summary)
+}
+
 /// When bytes last moved on a relay, for `--idle-timeout`.
 struct Activity {
     /// When the relay started.
@@ -602,18 +827,14 @@ mod tests {
         for bad in ["", "host", "host:0", "host:70000", ":80", "::1:80"] {
             assert!(parse_target(bad).is_err(), "{bad:?}");
         }
-        for later in [
-            "udp:127.0.0.1:53",
-            "unix:/run/x.sock",
-            "tls:h:443",
-            "exec:/bin/cat",
-            "sh:cat",
-        ] {
+        assert_eq!(parse_target("udp:127.0.0.1:53").unwrap().proto, Proto::Udp);
+        for later in ["unix:/run/x.sock", "tls:h:443", "exec:/bin/cat", "sh:cat"] {
             let e = parse_target(later).unwrap_err().to_string();
             assert!(e.contains("not built yet"), "{e}");
         }
         assert!(parse_listen("8080").is_ok());
         assert!(parse_listen("tcp:127.0.0.1:0").is_ok());
-        assert!(parse_listen("udp:53").is_err());
+        assert_eq!(parse_listen("udp:53").unwrap().0, Proto::Udp);
+        assert!(parse_listen("unix:/x").is_err());
     }
 }

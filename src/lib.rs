@@ -16,7 +16,7 @@
 //! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (accepts and dispatches many peers: hub, echo, upper, chat), `room` (member tasks), `shared` (modes, options, shared state, below server and room), `members` (the member table), [`tcp::wire`] (lines or frames) |
 //! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
 //! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
-//! | [`forward`] | `forward LISTEN TARGET…`: a TCP relay on one event loop, round robin over targets, half-close and reset passed on |
+//! | [`forward`] | `forward LISTEN TARGET…`: a TCP (splice) or UDP (session table) relay on one event loop, round robin over targets, half-close and reset passed on |
 //! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |
 //! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |
 //! | [`bench`](mod@bench) | `bench server` / `bench client`: [`bench::proto`] (versioned hello, pure), tcp, udp, rr, udp-rr, conns |

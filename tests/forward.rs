@@ -175,10 +175,10 @@ fn max_conns_and_deny_turn_clients_away_with_a_reset() {
 #[test]
 fn spellings_not_built_yet_are_refused_not_ignored() {
     for t in [
-        "udp:127.0.0.1:53",
         "unix:/tmp/x.sock",
         "tls:127.0.0.1:443",
         "exec:/bin/cat",
+        "sh:cat",
     ] {
         let f = run(&["forward", "127.0.0.1:0", t], b"");
         assert_eq!(f.code(), 2, "{t}: {}", f.stderr);
@@ -234,4 +234,83 @@ fn idle_timeout_closes_a_silent_relay_and_spares_a_busy_one() {
     fwd.stderr.wait_for("idle for 0.5 s");
     fwd.kill();
     echo.kill();
+}
+
+// UDP forwarding.
+
+#[test]
+fn udp_sessions_keep_boundaries_and_answer_the_right_client() {
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = format!("udp:{}", echo.listening());
+    let mut full = vec!["-v", "forward", "udp:127.0.0.1:0", &target];
+    full.push("--max-sessions");
+    full.push("2");
+    let fwd = sockit_noinput(&full);
+    let addr = fwd.listening();
+    let clients: Vec<std::net::UdpSocket> = (0..3)
+        .map(|_| {
+            let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(WAIT)).unwrap();
+            c
+        })
+        .collect();
+    for (i, c) in clients.iter().take(2).enumerate() {
+        // Two datagrams back to back: two datagrams back, not one blob.
+        c.send_to(format!("c{i} first").as_bytes(), addr).unwrap();
+        c.send_to(format!("c{i} second").as_bytes(), addr).unwrap();
+    }
+    for (i, c) in clients.iter().take(2).enumerate() {
+        let mut buf = [0u8; 100];
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let (n, from) = c.recv_from(&mut buf).unwrap();
+            assert_eq!(from, addr);
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got.sort();
+        assert_eq!(got, [format!("c{i} first"), format!("c{i} second")]);
+    }
+    // A third client with --max-sessions 2: the oldest idle session goes.
+    clients[2].send_to(b"third", addr).unwrap();
+    let mut buf = [0u8; 100];
+    let (n, _) = clients[2].recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"third");
+    fwd.stderr.wait_for("evicted the UDP session of");
+    fwd.kill();
+    echo.kill();
+}
+
+#[test]
+fn udp_sessions_end_after_the_idle_timeout() {
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = format!("udp:{}", echo.listening());
+    let fwd = sockit_noinput(&[
+        "-v",
+        "forward",
+        "udp:127.0.0.1:0",
+        &target,
+        "--idle-timeout",
+        "0.3",
+    ]);
+    let addr = fwd.listening();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(b"ping", addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    fwd.stderr.wait_for("UDP session ended after 0.3 s idle");
+    // A new datagram opens a new session and is still answered.
+    c.send_to(b"again", addr).unwrap();
+    let (n, _) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"again");
+    fwd.kill();
+    echo.kill();
+}
+
+#[test]
+fn a_relay_keeps_one_transport() {
+    let f = run(&["forward", "udp:127.0.0.1:0", "127.0.0.1:53"], b"");
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+    assert!(f.stderr.contains("keeps one transport"), "{}", f.stderr);
 }
