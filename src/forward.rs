@@ -405,6 +405,10 @@ async fn relay(
     };
     let activity = Activity::new();
     let idle = activity.idle(opts.idle_timeout);
+    let on_idle = || {
+        let secs = opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        tracing::info!("{who} -> {name}: idle for {secs} s");
+    };
     let result = match &pipes {
         Some((up_pipe, down_pipe)) => {
             // Both directions at once, each through its own pipe, the bytes
@@ -415,27 +419,13 @@ async fn relay(
                     splice_one_way(&target, &client, down_pipe, &activity),
                 )
             };
-            tokio::select! {
-                r = pump => Some(r),
-                _ = idle => {
-                    tracing::info!("{who} -> {name}: idle for {} s", opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0));
-                    None
-                }
-                _ = stop.cancelled() => None,
-            }
+            drive(pump, idle, stop, on_idle).await
         }
         None => {
             let mut c = Tracked(&mut client, &activity);
             let mut t = Tracked(&mut target, &activity);
             let pump = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut t, COPY_BUF, COPY_BUF);
-            tokio::select! {
-                r = pump => Some(r),
-                _ = idle => {
-                    tracing::info!("{who} -> {name}: idle for {} s", opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0));
-                    None
-                }
-                _ = stop.cancelled() => None,
-            }
+            drive(pump, idle, stop, on_idle).await
         }
     };
     let secs = started.elapsed().as_secs_f64();
@@ -457,6 +447,24 @@ async fn relay(
             net::arm_reset(&client);
             net::arm_reset(&target);
         }
+    }
+}
+
+/// Runs a relay's pump until it ends, the relay goes idle, or the relay is
+/// stopped; `None` for the last two.
+async fn drive(
+    pump: impl std::future::Future<Output = std::io::Result<(u64, u64)>>,
+    idle: impl std::future::Future<Output = ()>,
+    stop: &CancellationToken,
+    on_idle: impl FnOnce(),
+) -> Option<std::io::Result<(u64, u64)>> {
+    tokio::select! {
+        r = pump => Some(r),
+        _ = idle => {
+            on_idle();
+            None
+        }
+        _ = stop.cancelled() => None,
     }
 }
 
