@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use util::*;
 
+/// A port nothing listens on, held (bound, never listening) so that no
+/// parallel test can take it: a connect to it is refused.
+fn dead_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
+}
+
 fn forward(args: &[&str]) -> (Proc, SocketAddr) {
     let mut full = vec!["-v", "forward", "127.0.0.1:0"];
     full.extend_from_slice(args);
@@ -75,7 +85,7 @@ fn a_reply_sent_after_the_client_half_closed_arrives_whole() {
 
 #[test]
 fn a_target_that_is_down_resets_the_client_and_is_named() {
-    let dead = free_port();
+    let (_held, dead) = dead_port();
     let (fwd, addr) = forward(&[&format!("127.0.0.1:{dead}")]);
     let mut c = connect(addr);
     let mut buf = [0u8; 16];
@@ -100,7 +110,8 @@ fn round_robin_skips_a_target_that_refuses() {
     let a = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "-v"]);
     let b = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "-v"]);
     let (ta, tb) = (a.listening().to_string(), b.listening().to_string());
-    let dead = format!("127.0.0.1:{}", free_port());
+    let (_held, dead_port) = dead_port();
+    let dead = format!("127.0.0.1:{dead_port}");
     let (fwd, addr) = forward(&[&ta, &dead, &tb]);
     for i in 0..6 {
         let mut c = connect(addr);
