@@ -73,7 +73,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    }) || e.to_string().contains("roken pipe")
+    })
 }
 
 /// Whether stdout is a pipe whose reader has gone (poll reports an error on it).

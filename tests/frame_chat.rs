@@ -368,19 +368,18 @@ fn a_stopping_chat_server_tells_its_members_the_room_is_closing() {
 fn a_line_over_max_frame_names_the_limit_not_a_cut_length() {
     let server = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--frame", "--echo"]);
     let a = server.listening();
+    let (host, port) = (a.ip().to_string(), a.port().to_string());
+    let args = [
+        "tcp",
+        "connect",
+        &host,
+        &port,
+        "--frame",
+        "--max-frame",
+        "100",
+    ];
     let line = format!("{}\n", "x".repeat(150));
-    let f = run(
-        &[
-            "tcp",
-            "connect",
-            &a.ip().to_string(),
-            &a.port().to_string(),
-            "--frame",
-            "--max-frame",
-            "100",
-        ],
-        line.as_bytes(),
-    );
+    let f = run(&args, line.as_bytes());
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(
         f.stderr.contains("longer than the 100-byte frame limit"),
@@ -390,18 +389,7 @@ fn a_line_over_max_frame_names_the_limit_not_a_cut_length() {
     assert!(!f.stderr.contains("a 100-byte message"), "{}", f.stderr);
     // A line of exactly the limit is fine.
     let line = format!("{}\n", "y".repeat(100));
-    let f = run(
-        &[
-            "tcp",
-            "connect",
-            &a.ip().to_string(),
-            &a.port().to_string(),
-            "--frame",
-            "--max-frame",
-            "100",
-        ],
-        line.as_bytes(),
-    );
+    let f = run(&args, line.as_bytes());
     assert_eq!(f.code(), 0, "{}", f.stderr);
     assert_eq!(f.stdout, line.as_bytes());
     server.kill();
