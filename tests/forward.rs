@@ -1,4 +1,5 @@
-//! End-to-end tests of `sockit forward` (issue 14, first cut: TCP to TCP).
+//! End-to-end tests of `sockit forward` (issue 14): TCP, UDP, Unix, TLS,
+//! a program per connection, the PROXY protocol and `--json`.
 
 mod util;
 
@@ -184,19 +185,19 @@ fn max_conns_and_deny_turn_clients_away_with_a_reset() {
 }
 
 #[test]
-fn spellings_not_built_yet_are_refused_not_ignored() {
-    for t in [
-        "unix:/tmp/x.sock",
-        "tls:127.0.0.1:443",
-        "exec:/bin/cat",
-        "sh:cat",
+fn bad_targets_are_usage_errors_before_anything_listens() {
+    for (t, says) in [
+        ("exec:/no/such/program", "does not exist"),
+        ("exec:no-such-program-sockit", "PATH"),
+        ("exec:cat 'open", "unbalanced quotes"),
+        ("unix:", "needs a path"),
+        ("nohost", "not a target"),
     ] {
         let f = run(&["forward", "127.0.0.1:0", t], b"");
         assert_eq!(f.code(), 2, "{t}: {}", f.stderr);
-        assert!(f.stderr.contains("not built yet"), "{}", f.stderr);
+        assert!(f.stderr.contains(says), "{t}: {}", f.stderr);
+        assert!(!f.stderr.contains("listening on"), "{}", f.stderr);
     }
-    let f = run(&["forward", "127.0.0.1:0", "nohost"], b"");
-    assert_eq!(f.code(), 2, "{}", f.stderr);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod util;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use util::*;
@@ -154,76 +154,6 @@ fn bad_lookup_input_gets_the_documented_exit_code() {
     let f = run(&["lookup", "host", &name], b"");
     assert_eq!(f.code(), 1);
     assert!(f.stderr.contains("could not resolve"), "{}", f.stderr);
-}
-
-/// A dnsmasq on a loopback port, answering from a hosts file, forwarding nothing.
-struct Dnsmasq {
-    proc: Proc,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-fn dnsmasq() -> Option<Dnsmasq> {
-    if !have_tool("dnsmasq") {
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let hosts = dir.path().join("hosts");
-    std::fs::write(
-        &hosts,
-        "192.0.2.10 www.example.test\n2001:db8::10 www.example.test\n",
-    )
-    .unwrap();
-    let user = Command::new("id")
-        .arg("-un")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "root".into());
-    // dnsmasq binds UDP and TCP on its port; a parallel test can take the
-    // TCP side of a port that was free for UDP. Try a few ports, bounded.
-    for _ in 0..5 {
-        let port = free_udp_port();
-        let proc = util::spawn(
-            Command::new(tool_path("dnsmasq").unwrap()).args([
-                "-k",
-                &format!("--port={port}"),
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                &format!("--addn-hosts={}", hosts.display()),
-                "--mx-host=example.test,mail.example.test,10",
-                // Three 200-byte strings: too big for a 512-byte UDP answer.
-                &format!("--txt-record=big.example.test,{0},{0},{0}", "a".repeat(200)),
-                "--local=/test/",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                &format!("--user={user}"),
-                // Its log on stderr says when the hosts file is loaded.
-                "--log-facility=-",
-            ]),
-            Stdio::null(),
-            None,
-        );
-        // dnsmasq binds its port before it reads the hosts file; a query in
-        // between would get "no such name".
-        let loaded = format!("read {} - ", hosts.display());
-        let seen = proc.stderr.wait_until("dnsmasq's start", |b| {
-            let t = String::from_utf8_lossy(b);
-            t.contains(&loaded) || t.contains("Address already in use")
-        });
-        if String::from_utf8_lossy(&seen).contains("Address already in use") {
-            proc.kill();
-            continue;
-        }
-        wait_udp_bound(port);
-        return Some(Dnsmasq {
-            proc,
-            port,
-            _dir: dir,
-        });
-    }
-    panic!("dnsmasq found no free port in 5 tries");
 }
 
 #[test]

@@ -7,23 +7,32 @@ use clap::Args;
 
 use sockit::forward::{self, ForwardOptions};
 use sockit::net::Family;
+use sockit::relay::proxy_header::Version;
 
-use super::args::AccessArgs;
+use super::args::ServerSecArgs;
 use super::parse::parse_secs;
 use super::Usage;
 
 #[derive(Args)]
 #[command(after_help = concat!(
     "Examples:\n",
-    "  sockit forward 8080 127.0.0.1:80                 put a port in front of another\n",
-    "  sockit forward 127.0.0.1:9000 127.0.0.1:9001 127.0.0.1:9002  round robin over two\n",
-    "  sockit forward 2222 tcp:[::1]:22 --allow 127.0.0.0/8\n",
-    "  sockit forward udp:5353 udp:127.0.0.1:53         a UDP forward (DNS)"
+    "  sockit forward 8080 127.0.0.1:80                  put a port in front of another\n",
+    "  sockit forward 9000 127.0.0.1:9001 127.0.0.1:9002 round robin over two\n",
+    "  sockit forward 2375 unix:/var/run/docker.sock     docker.sock over TCP\n",
+    "  sockit forward 8443 127.0.0.1:8080 --tls          TLS in front of a plain service\n",
+    "  sockit forward 9000 tls:example.net:443           TLS to the target\n",
+    "  sockit forward 7000 'exec:python3 server.py'      a program per connection (inetd)\n",
+    "  sockit forward unix:/tmp/echo.sock sh:'tr a-z A-Z'\n",
+    "  sockit forward udp:5353 udp:127.0.0.1:53          a UDP forward (DNS)\n",
+    "\n",
+    "A program run by exec: or sh: gets SOCKIT_PROTO, SOCKIT_PEER, SOCKIT_PEER_ADDR,\n",
+    "SOCKIT_PEER_PORT (or SOCKIT_PEER_PID and SOCKIT_PEER_UID on a Unix listener),\n",
+    "SOCKIT_LOCAL, SOCKIT_LOCAL_ADDR and SOCKIT_LOCAL_PORT in its environment."
 ))]
 pub(crate) struct ForwardCli {
-    /// Where to listen: [ADDR:]PORT, tcp:[ADDR:]PORT or udp:[ADDR:]PORT.
+    /// Where to listen: [ADDR:]PORT, tcp:[ADDR:]PORT, udp:[ADDR:]PORT, unix:PATH or unix:@NAME.
     listen: String,
-    /// Where to send each client: HOST:PORT, tcp:HOST:PORT or udp:HOST:PORT; several are used round robin.
+    /// Where to send each client: HOST:PORT, udp:HOST:PORT, tls:HOST:PORT, unix:PATH, exec:PROGRAM ARGS or sh:COMMAND; several are used round robin.
     #[arg(required = true, value_name = "TARGET")]
     targets: Vec<String>,
     /// IPv4 only (the listener).
@@ -44,61 +53,109 @@ pub(crate) struct ForwardCli {
     /// UDP: most client sessions at once; when full, the one idle longest is evicted.
     #[arg(long, value_name = "N", default_value_t = forward::DEFAULT_MAX_SESSIONS as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_sessions: u32,
+    /// UDP: receive buffer per datagram; longer datagrams are dropped and reported.
+    #[arg(long, value_name = "BYTES", default_value_t = 65535, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    buffer: u32,
+    /// Send the client's real address to the target first, in haproxy's PROXY protocol (v1 text or v2 binary).
+    #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "v1", value_parser = parse_version)]
+    proxy_protocol: Option<Version>,
+    /// Print one JSON object per connection event (open, close, refused, error) on stdout.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
-    access: AccessArgs,
+    sec: ServerSecArgs,
+    #[command(flatten)]
+    target_tls: TargetTlsArgs,
+}
+
+/// Trust for `tls:` targets.
+#[derive(Args)]
+pub(crate) struct TargetTlsArgs {
+    /// tls: targets: trust this CA (PEM) as well as the system roots.
+    #[arg(long, value_name = "FILE")]
+    target_ca: Option<std::path::PathBuf>,
+    /// tls: targets: trust exactly the certificate with this fingerprint (SHA256:hex).
+    #[arg(long, value_name = "SHA256:HEX", value_parser = super::parse::parse_pin, conflicts_with = "target_tofu")]
+    target_pin: Option<String>,
+    /// tls: targets: trust an unknown self-signed target on first use and record it in known_hosts.
+    #[arg(long)]
+    target_tofu: bool,
+    /// tls: targets: do not check the certificate at all (warns on every connection).
+    #[arg(long, conflicts_with_all = ["target_pin", "target_tofu"])]
+    target_insecure: bool,
+    /// tls: targets: present this client certificate (PEM), with --target-key.
+    #[arg(long, value_name = "FILE", requires = "target_key")]
+    target_cert: Option<std::path::PathBuf>,
+    /// Private key for --target-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "target_cert")]
+    target_key: Option<std::path::PathBuf>,
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    match s {
+        "1" | "v1" => Ok(Version::V1),
+        "2" | "v2" => Ok(Version::V2),
+        _ => Err(format!(
+            "{s:?} is not a PROXY protocol version; write v1 or v2"
+        )),
+    }
 }
 
 impl ForwardCli {
     /// Runs the relay until Ctrl-C (a server: exit 0).
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         let usage = |e: forward::ForwardError| Usage(e.to_string());
-        let (proto, listen) = forward::parse_listen(&self.listen).map_err(usage)?;
-        let targets = self
-            .targets
-            .iter()
-            .map(|t| forward::parse_target(t))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(usage)?;
-        if let Some(t) = targets.iter().find(|t| t.proto != proto) {
-            return Err(Usage(format!(
-                "{} listens on {} but target {} is {}; a relay keeps one transport (write udp: on both or neither)",
-                self.listen,
-                proto.name(),
-                t.name(),
-                t.proto.name()
-            ))
-            .into());
-        }
-        let opts = ForwardOptions {
-            listen,
-            family: Family::from_flags(self.v4, self.v6),
-            targets,
-            max_conns: self.max_conns as usize,
-            connect_timeout: self.connect_timeout,
-            idle_timeout: self.idle_timeout,
-            max_sessions: self.max_sessions as usize,
-            proto,
-            access: self.access.list(),
+        let listen = forward::parse_listen(&self.listen).map_err(usage)?;
+        let targets = forward::parse_targets(&self.targets).map_err(usage)?;
+        let t = &self.target_tls;
+        let mut opts = ForwardOptions::new(listen, targets);
+        opts.family = Family::from_flags(self.v4, self.v6);
+        opts.max_conns = self.max_conns as usize;
+        opts.connect_timeout = self.connect_timeout;
+        opts.idle_timeout = self.idle_timeout;
+        opts.max_sessions = self.max_sessions as usize;
+        opts.udp_buffer = self.buffer as usize;
+        opts.access = self.sec.access.list();
+        opts.handshake_timeout = self.sec.handshake_timeout;
+        opts.proxy_protocol = self.proxy_protocol;
+        opts.json = self.json;
+        opts.target_tls = sockit::tls::ClientTlsOptions {
+            insecure: t.target_insecure,
+            pin: t.target_pin.clone(),
+            tofu: t.target_tofu,
+            ca: t.target_ca.clone(),
+            client_cert_key: t.target_cert.clone().zip(t.target_key.clone()),
+            known_hosts: None,
+            handshake_timeout: self.sec.handshake_timeout,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let summary = rt.block_on(async move {
-            let stop = tokio_util::sync::CancellationToken::new();
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    tracing::info!("interrupted; closing every relay");
-                    on_signal.cancel();
-                }
-            });
-            forward::run(opts, stop).await
-        })?;
-        tracing::info!(
-            "relayed {}, refused {}",
-            sockit::text::counted(summary.relayed, "connection", "connections"),
-            summary.refused
-        );
-        Ok(ExitCode::SUCCESS)
+        opts.check().map_err(usage)?;
+        opts.tls = self.sec.tls_config()?;
+        run_relay(opts)
     }
+}
+
+/// Runs a relay on its own runtime until Ctrl-C (or, with `once`, until
+/// its one client is done).
+pub(crate) fn run_relay(opts: ForwardOptions) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(async move {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("interrupted; closing every relay");
+                on_signal.cancel();
+            }
+        });
+        forward::run(opts, stop).await
+    })?;
+    tracing::info!(
+        "relayed {}, refused {}",
+        sockit::text::counted(summary.relayed, "connection", "connections"),
+        summary.refused
+    );
+    rt.shutdown_background();
+    Ok(ExitCode::SUCCESS)
 }

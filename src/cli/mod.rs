@@ -22,6 +22,7 @@ mod parse;
 mod tcp;
 mod transfer;
 mod udp;
+mod unix;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,9 @@ pub(crate) enum Cmd {
     /// UDP: send datagrams and print replies, or listen (print, echo, upper-case echo).
     #[command(subcommand)]
     Udp(udp::UdpCmd),
+    /// Unix stream sockets: connect to one, or listen on one (the tcp modes, like nc -U).
+    #[command(subcommand)]
+    Unix(unix::UnixCmd),
     /// Serve the regular files under DIR, read-only (native protocol and seed 002's raw requests).
     Serve(transfer::ServeCli),
     /// Download NAME... from a `sockit serve`, verified with BLAKE3 and resumable.
@@ -71,7 +75,7 @@ pub(crate) enum Cmd {
     /// Measure throughput, loss, latency and connection rates (server and client).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
-    /// Relay TCP connections from LISTEN to TARGET (round robin over several), like socat.
+    /// Relay TCP, UDP or Unix clients to TARGETs (TLS at either end, a program per connection), like socat.
     Forward(forward::ForwardCli),
     /// A guided tour of every feature, on loopback only.
     Demo,
@@ -82,6 +86,7 @@ pub(crate) fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Tcp(c) => c.run(),
         Cmd::Udp(c) => c.run(verbose),
+        Cmd::Unix(c) => c.run(),
         Cmd::Serve(c) => transfer::serve(c),
         Cmd::Get(c) => transfer::get(c),
         Cmd::Ls(c) => transfer::ls(c),

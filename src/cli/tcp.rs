@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use sockit::forward;
 use sockit::net::{BindAddr, ConnectOptions, Family};
 use sockit::tcp::pipe::{Outcome, PipeOptions};
 use sockit::tcp::server::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
@@ -12,6 +13,7 @@ use sockit::text::MAX_LINE;
 
 use super::args::{ClientSecArgs, ServerSecArgs, TextArgs};
 use super::parse::{parse_secs, parse_tcp_port};
+use super::Usage;
 
 #[derive(Subcommand)]
 pub(crate) enum TcpCmd {
@@ -51,7 +53,7 @@ pub(crate) struct ConnectCli {
 }
 
 #[derive(Args)]
-#[command(after_help = concat!("Examples:\n", "  sockit tcp listen 9527                          one peer, like nc -l\n  sockit tcp listen 127.0.0.1:9527 > got.bin      receive a file\n  sockit tcp listen 9527 --echo --max-conns 1000  an echo server\n  sockit tcp listen 9527 --chat                   a chat room"))]
+#[command(after_help = concat!("Examples:\n", "  sockit tcp listen 9527                          one peer, like nc -l\n  sockit tcp listen 127.0.0.1:9527 > got.bin      receive a file\n  sockit tcp listen 9527 --echo --max-conns 1000  an echo server\n  sockit tcp listen 9527 --chat                   a chat room\n  sockit tcp listen 9527 --exec 'python3 srv.py'  a program per peer, like ncat -e"))]
 pub(crate) struct ListenCli {
     /// PORT (all interfaces, IPv6 and IPv4) or ADDR:PORT; port 0 picks a free one.
     pub(crate) addr: BindAddr,
@@ -61,6 +63,18 @@ pub(crate) struct ListenCli {
     /// IPv6 only.
     #[arg(short = '6')]
     pub(crate) v6: bool,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+    #[command(flatten)]
+    pub(crate) text: TextArgs,
+    #[command(flatten)]
+    pub(crate) sec: ServerSecArgs,
+}
+
+/// How a listener serves its peers: the modes `tcp listen` and
+/// `unix listen` share.
+#[derive(Args)]
+pub(crate) struct ServeArgs {
     /// Serve many peers at once: their data goes to stdout, stdin lines go to all of them.
     #[arg(short = 'k', long)]
     pub(crate) keep_open: bool,
@@ -73,6 +87,12 @@ pub(crate) struct ListenCli {
     /// A chat room: each line goes to every other peer as `[name] line` (implies -k).
     #[arg(long)]
     pub(crate) chat: bool,
+    /// Run PROGRAM [ARGS] for each peer, joined to its stdin and stdout, with no shell (like ncat -e; one peer unless -k).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["echo", "upper", "chat", "sh", "frame", "crlf", "quit", "encoding"])]
+    pub(crate) exec: Option<String>,
+    /// Run COMMAND with /bin/sh -c for each peer (like ncat --sh-exec; one peer unless -k).
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["echo", "upper", "chat", "frame", "crlf", "quit", "encoding"])]
+    pub(crate) sh: Option<String>,
     /// Serve at most N peers at once; more are refused.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_conns: Option<u32>,
@@ -85,10 +105,82 @@ pub(crate) struct ListenCli {
     /// Bytes that may wait for one slow peer (-k, --chat) before it is disconnected.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PEER_QUEUE_BYTES)]
     pub(crate) peer_queue: usize,
-    #[command(flatten)]
-    pub(crate) text: TextArgs,
-    #[command(flatten)]
-    pub(crate) sec: ServerSecArgs,
+}
+
+impl ServeArgs {
+    /// The multi-peer mode, or `None` for one peer joined to stdin/stdout.
+    pub(crate) fn mode(&self) -> Option<Mode> {
+        if self.chat {
+            Some(Mode::Chat)
+        } else if self.upper {
+            Some(Mode::Upper)
+        } else if self.echo {
+            Some(Mode::Echo)
+        } else if self.keep_open {
+            Some(Mode::Hub)
+        } else {
+            None
+        }
+    }
+
+    /// The listen options these flags and `text` ask for (bind, TLS and
+    /// access are the caller's).
+    pub(crate) fn listen_options(
+        &self,
+        text_args: &TextArgs,
+        bind: BindAddr,
+        family: Family,
+    ) -> sockit::tcp::ListenOptions {
+        let mode = self.mode();
+        let text = text_args.text();
+        sockit::tcp::ListenOptions {
+            bind,
+            family,
+            mode,
+            server: ServerOptions {
+                mode: mode.unwrap_or(Mode::Hub),
+                max_conns: self.max_conns.map(|n| n as usize),
+                idle_timeout: self.idle_timeout,
+                text: text.clone(),
+                frame: text_args.frame(),
+                max_line: self.max_line as usize,
+                peer_queue_bytes: self.peer_queue.max(1),
+                ..ServerOptions::default()
+            },
+            pipe: PipeOptions {
+                text,
+                frame: text_args.frame(),
+                idle_timeout: self.idle_timeout,
+                plain_check: None,
+            },
+            tls: None,
+            handshake_timeout: sockit::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+            access: sockit::access::AccessList::default(),
+        }
+    }
+
+    /// `--exec`/`--sh`: a relay to a program per peer, one peer unless -k.
+    ///
+    /// # Errors
+    /// A program that does not exist (a usage error, before listening).
+    pub(crate) fn exec_relay(
+        &self,
+        listen: forward::Listen,
+    ) -> anyhow::Result<Option<forward::ForwardOptions>> {
+        let program = match (&self.exec, &self.sh) {
+            (Some(e), _) => sockit::relay::child::parse_exec(e),
+            (None, Some(s)) => sockit::relay::child::parse_sh(s),
+            (None, None) => return Ok(None),
+        }
+        .map_err(Usage)?;
+        let mut o = forward::ForwardOptions::new(listen, vec![forward::Target::program(program)]);
+        o.once = !self.keep_open;
+        o.idle_timeout = self.idle_timeout;
+        if let Some(n) = self.max_conns {
+            o.max_conns = n as usize;
+        }
+        Ok(Some(o))
+    }
 }
 
 impl TcpCmd {
@@ -121,52 +213,24 @@ fn connect(c: ConnectCli) -> anyhow::Result<ExitCode> {
 
 /// `tcp listen`, in every mode.
 fn listen(l: ListenCli) -> anyhow::Result<ExitCode> {
-    let mode = if l.chat {
-        Some(Mode::Chat)
-    } else if l.upper {
-        Some(Mode::Upper)
-    } else if l.echo {
-        Some(Mode::Echo)
-    } else if l.keep_open {
-        Some(Mode::Hub)
-    } else {
-        None
-    };
-    let text = l.text.text();
-    let opts = sockit::tcp::ListenOptions {
-        bind: l.addr,
-        family: Family::from_flags(l.v4, l.v6),
-        mode,
-        server: ServerOptions {
-            mode: mode.unwrap_or(Mode::Hub),
-            max_conns: l.max_conns.map(|n| n as usize),
-            idle_timeout: l.idle_timeout,
-            text: text.clone(),
-            frame: l.text.frame(),
-            max_line: l.max_line as usize,
-            peer_queue_bytes: l.peer_queue.max(1),
-            ..ServerOptions::default()
-        },
-        pipe: PipeOptions {
-            text,
-            frame: l.text.frame(),
-            idle_timeout: l.idle_timeout,
-            plain_check: None,
-        },
-        tls: None,
-        handshake_timeout: l.sec.handshake_timeout,
-        access: l.sec.access.list(),
-    };
+    let family = Family::from_flags(l.v4, l.v6);
+    if let Some(mut relay) = l.serve.exec_relay(forward::Listen::Tcp(l.addr.clone()))? {
+        relay.family = family;
+        relay.access = l.sec.access.list();
+        relay.handshake_timeout = l.sec.handshake_timeout;
+        relay.tls = l.sec.tls_config()?;
+        return super::forward::run_relay(relay);
+    }
+    let mut opts = l.serve.listen_options(&l.text, l.addr, family);
+    opts.handshake_timeout = l.sec.handshake_timeout;
+    opts.access = l.sec.access.list();
     // The certificate line follows `listening on`, so the library prints it.
-    let opts = sockit::tcp::ListenOptions {
-        tls: l.sec.tls_config()?,
-        ..opts
-    };
+    opts.tls = l.sec.tls_config()?;
     let outcome = sockit::tcp::listen(&opts)?;
     Ok(outcome_code(outcome))
 }
 
 /// Every clean ending of a session is success.
-fn outcome_code(_outcome: Outcome) -> ExitCode {
+pub(crate) fn outcome_code(_outcome: Outcome) -> ExitCode {
     ExitCode::SUCCESS
 }

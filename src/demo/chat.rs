@@ -19,7 +19,7 @@ pub(super) fn chat_step() -> StepResult {
     let server = std::thread::spawn(move || -> Result<Outcome, String> {
         let (s, _) = listener.accept().map_err(|e| e.to_string())?;
         pipe::run(
-            pipe::Link::Plain(s),
+            pipe::Link::Plain(pipe::Sock::Tcp(s)),
             Input::Reader(Box::new(Typist(server_in, Vec::new()))),
             Output::Writer(Box::new(sscreen)),
             &sopts,
@@ -41,7 +41,7 @@ pub(super) fn chat_step() -> StepResult {
     let cscreen = client_screen.clone();
     let client = std::thread::spawn(move || {
         pipe::run(
-            pipe::Link::Plain(stream),
+            pipe::Link::Plain(pipe::Sock::Tcp(stream)),
             Input::Reader(Box::new(Typist(client_in, Vec::new()))),
             Output::Writer(Box::new(cscreen)),
             &opts,

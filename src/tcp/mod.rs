@@ -43,6 +43,9 @@ pub enum TcpError {
     /// TLS set-up, trust or handshake failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// Another failure, already one sentence.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl pipe::HalfWrite for tls::TlsWriter {
@@ -53,8 +56,8 @@ impl pipe::HalfWrite for tls::TlsWriter {
 
 /// Runs the stdin/stdout session over a plain socket, checking that the
 /// peer does not speak TLS.
-fn run_plain(
-    stream: std::net::TcpStream,
+pub(crate) fn run_plain(
+    stream: pipe::Sock,
     popts: &PipeOptions,
     side: Side,
 ) -> Result<Outcome, TcpError> {
@@ -107,7 +110,7 @@ pub fn connect(
         tracing::info!("connected to {} from {}", show_addr(peer), show_addr(local));
     }
     let Some(t) = tls else {
-        return run_plain(stream, popts, Side::Client);
+        return run_plain(pipe::Sock::Tcp(stream), popts, Side::Client);
     };
     let cfg = ClientTls::new(host, port, t)?;
     let s = tls::connect(&cfg, stream, t.deadline())?;
@@ -155,16 +158,31 @@ pub fn listen(opts: &ListenOptions) -> Result<Outcome, TcpError> {
     let Some(mode) = opts.mode else {
         return serve_one(listener, opts);
     };
+    serve_many(
+        move || {
+            listener.set_nonblocking(true)?;
+            Ok(server::Listener::Tcp(tokio::net::TcpListener::from_std(
+                listener,
+            )?))
+        },
+        mode,
+        opts,
+    )
+}
+
+/// Runs the multi-peer server (`-k`, `--echo`, `--upper`, `--chat`) on the
+/// listener `make` registers, until Ctrl-C or a quit word.
+pub(crate) fn serve_many(
+    make: impl FnOnce() -> std::io::Result<server::Listener>,
+    mode: Mode,
+    opts: &ListenOptions,
+) -> Result<Outcome, TcpError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| TcpError::Listener(net::describe(&e)))?;
     let result = runtime.block_on(async move {
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| TcpError::Listener(net::describe(&e)))?;
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| TcpError::Listener(net::describe(&e)))?;
+        let listener = make().map_err(|e| TcpError::Listener(net::describe(&e)))?;
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
@@ -222,7 +240,7 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
         let Some(t) = &opts.tls else {
             drop(listener);
             tracing::info!("connection from {}", show_addr(peer));
-            return run_plain(stream, &opts.pipe, Side::Server);
+            return run_plain(pipe::Sock::Tcp(stream), &opts.pipe, Side::Server);
         };
         match tls::accept(t, stream, peer, opts.handshake_timeout) {
             Ok(s) => {

@@ -9,8 +9,10 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -76,14 +78,14 @@ pub enum PipeError {
     /// The peer reset the connection.
     #[error("connection to {peer} was reset by the peer")]
     Reset {
-        /// The remote address.
-        peer: SocketAddr,
+        /// The remote end, as shown.
+        peer: String,
     },
     /// The peer stopped reading before everything was delivered.
     #[error("sent {sent} {unit} to {peer}, but it stopped reading before the rest was delivered ({reason})", unit = crate::text::plural(*sent, "byte", "bytes"))]
     Undelivered {
-        /// The remote address.
-        peer: SocketAddr,
+        /// The remote end, as shown.
+        peer: String,
         /// Bytes written to the socket before it failed.
         sent: u64,
         /// What the socket said.
@@ -92,16 +94,16 @@ pub enum PipeError {
     /// The peer sent nothing for the idle timeout.
     #[error("{peer} sent nothing for {secs} s, so the connection was closed (--idle-timeout)")]
     Idle {
-        /// The remote address.
-        peer: SocketAddr,
+        /// The remote end, as shown.
+        peer: String,
         /// The timeout, in seconds.
         secs: f64,
     },
     /// Another socket error.
     #[error("connection to {peer} failed ({reason})")]
     Socket {
-        /// The remote address.
-        peer: SocketAddr,
+        /// The remote end, as shown.
+        peer: String,
         /// What went wrong, in words.
         reason: String,
     },
@@ -135,10 +137,106 @@ impl HalfWrite for TcpStream {
     }
 }
 
+/// A connected stream socket a session can run over: TCP or Unix.
+pub enum Sock {
+    /// TCP.
+    Tcp(TcpStream),
+    /// A Unix stream socket (`unix connect`, `unix listen`).
+    Unix(UnixStream),
+}
+
+impl Sock {
+    /// Another handle to the same socket.
+    ///
+    /// # Errors
+    /// The system's error (out of descriptors).
+    pub fn try_clone(&self) -> io::Result<Sock> {
+        Ok(match self {
+            Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
+            Sock::Unix(s) => Sock::Unix(s.try_clone()?),
+        })
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(how),
+            Sock::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(d),
+            Sock::Unix(s) => s.set_read_timeout(d),
+        }
+    }
+
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Sock::Tcp(s) => s.take_error(),
+            Sock::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// The other end, as messages show it.
+    pub fn peer_name(&self) -> String {
+        match self {
+            Sock::Tcp(s) => s
+                .peer_addr()
+                .map(crate::net::show_addr)
+                .unwrap_or_else(|_| "the peer".into()),
+            Sock::Unix(s) => crate::unix::peer_name_std(s),
+        }
+    }
+}
+
+impl AsFd for Sock {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Sock::Tcp(s) => s.as_fd(),
+            Sock::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Sock {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl HalfWrite for Sock {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
 /// The connection a session runs over.
 pub enum Link {
     /// A plain socket: zero-copy paths and socket timeouts apply.
-    Plain(TcpStream),
+    Plain(Sock),
     /// Separate reading and writing halves (TLS), and the socket under them.
     Split {
         /// The receiving half; it reports the idle timeout as `TimedOut`.
@@ -186,18 +284,16 @@ pub fn run(
     opts: &PipeOptions,
 ) -> Result<Outcome, PipeError> {
     let plain = matches!(link, Link::Plain(_));
-    let (stream, reader, writer): (TcpStream, Box<dyn Read + Send>, Box<dyn HalfWrite + Send>) =
+    let (stream, reader, writer): (Sock, Box<dyn Read + Send>, Box<dyn HalfWrite + Send>) =
         match link {
             Link::Plain(stream) => {
-                let peer = stream
-                    .peer_addr()
-                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let peer = stream.peer_name();
                 if let Some(t) = opts.idle_timeout {
                     let _ = stream.set_read_timeout(Some(t));
                 }
-                let clone = |s: &TcpStream| {
+                let clone = |s: &Sock| {
                     s.try_clone().map_err(|e| PipeError::Socket {
-                        peer,
+                        peer: peer.to_string(),
                         reason: describe(&e),
                     })
                 };
@@ -209,11 +305,9 @@ pub fn run(
                 reader,
                 writer,
                 tcp,
-            } => (tcp, reader, writer),
+            } => (Sock::Tcp(tcp), reader, writer),
         };
-    let peer = stream
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let peer = stream.peer_name();
     // The zero-copy paths need the bare socket.
     let zero_copy = if plain { stream.try_clone().ok() } else { None };
     // Whether a person is typing the input: then the session ends as soon
@@ -227,9 +321,11 @@ pub fn run(
     let mut writer = writer;
     let sent_total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sent_counter = sent_total.clone();
+    let send_peer = peer.clone();
     std::thread::Builder::new()
         .name("sockit-send".into())
         .spawn(move || {
+            let peer = send_peer.as_str();
             let res = send_side(
                 input,
                 &mut *writer,
@@ -243,7 +339,7 @@ pub fn run(
                 // A reset or broken pipe while sending: the peer stopped
                 // reading, and what is left was never delivered.
                 Err(PipeError::Reset { .. }) => Err(PipeError::Undelivered {
-                    peer,
+                    peer: peer.to_string(),
                     sent,
                     reason: "connection reset".into(),
                 }),
@@ -258,19 +354,20 @@ pub fn run(
             let _ = tx.send(Event::Sent(res));
         })
         .map_err(|e| PipeError::Socket {
-            peer,
+            peer: peer.to_string(),
             reason: describe(&e),
         })?;
     let recv_opts = opts.clone();
     let mut reader = reader;
+    let recv_peer = peer.clone();
     std::thread::Builder::new()
         .name("sockit-recv".into())
         .spawn(move || {
-            let res = recv_side(&mut *reader, output, &recv_opts, peer);
+            let res = recv_side(&mut *reader, output, &recv_opts, &recv_peer);
             let _ = tx2.send(Event::Received(res));
         })
         .map_err(|e| PipeError::Socket {
-            peer,
+            peer: peer.to_string(),
             reason: describe(&e),
         })?;
 
@@ -303,7 +400,7 @@ pub fn run(
             // A reset before our input was all sent: the rest is lost.
             Ok(Event::Received(Err(PipeError::Reset { .. }))) if !sent_done && !interactive => {
                 break Err(PipeError::Undelivered {
-                    peer,
+                    peer: peer.to_string(),
                     sent: sent_total.load(std::sync::atomic::Ordering::Relaxed),
                     reason: "connection reset".into(),
                 })
@@ -323,7 +420,11 @@ pub fn run(
         // (acknowledged, and no reset that says it closed without reading).
         Ok(Outcome::PeerClosed) if sent_done && sent > 0 => match confirm_delivery(&stream) {
             Ok(()) => Ok(Outcome::PeerClosed),
-            Err(reason) => Err(PipeError::Undelivered { peer, sent, reason }),
+            Err(reason) => Err(PipeError::Undelivered {
+                peer: peer.to_string(),
+                sent,
+                reason,
+            }),
         },
         r => r,
     };
@@ -354,7 +455,7 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// A phrase for the error when bytes stayed unacknowledged or were reset.
-fn confirm_delivery(stream: &TcpStream) -> Result<(), String> {
+fn confirm_delivery(stream: &Sock) -> Result<(), String> {
     let fd = stream.as_raw_fd();
     let started = std::time::Instant::now();
     let mut pause = Duration::from_micros(100);
@@ -381,11 +482,13 @@ fn confirm_delivery(stream: &TcpStream) -> Result<(), String> {
 }
 
 /// Maps a socket error to a session error.
-fn sock_err(peer: SocketAddr, e: &io::Error) -> PipeError {
+fn sock_err(peer: &str, e: &io::Error) -> PipeError {
     match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => PipeError::Reset { peer },
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => PipeError::Reset {
+            peer: peer.to_string(),
+        },
         _ => PipeError::Socket {
-            peer,
+            peer: peer.to_string(),
             reason: describe(e),
         },
     }
@@ -424,9 +527,9 @@ fn fd_kind(fd: RawFd) -> FdKind {
 fn send_side(
     input: Input,
     sock: &mut dyn Write,
-    zero_copy: Option<&TcpStream>,
+    zero_copy: Option<&Sock>,
     opts: &PipeOptions,
-    peer: SocketAddr,
+    peer: &str,
     sent: &std::sync::atomic::AtomicU64,
 ) -> Result<bool, PipeError> {
     let line_mode = opts.text.line_mode() || opts.frame.is_some();
@@ -460,8 +563,8 @@ enum ZeroCopy {
 /// `sendfile` from a regular file or `splice` from a pipe into the socket.
 fn zero_copy_send(
     fd: RawFd,
-    sock: &TcpStream,
-    peer: SocketAddr,
+    sock: &Sock,
+    peer: &str,
     sent: &std::sync::atomic::AtomicU64,
 ) -> Result<ZeroCopy, PipeError> {
     let kind = fd_kind(fd);
@@ -516,7 +619,7 @@ fn send_from(
     input: &mut dyn Read,
     sock_w: &mut dyn Write,
     opts: &PipeOptions,
-    peer: SocketAddr,
+    peer: &str,
     line_mode: bool,
     sent: &std::sync::atomic::AtomicU64,
 ) -> Result<bool, PipeError> {
@@ -587,7 +690,7 @@ fn recv_side(
     sock: &mut dyn Read,
     output: Output,
     opts: &PipeOptions,
-    peer: SocketAddr,
+    peer: &str,
 ) -> Result<Outcome, PipeError> {
     match output {
         Output::Stdout => {
@@ -631,7 +734,7 @@ fn recv_into(
     sock_r: &mut dyn Read,
     out: &mut dyn Write,
     opts: &PipeOptions,
-    peer: SocketAddr,
+    peer: &str,
 ) -> Result<Outcome, PipeError> {
     let line_mode = opts.text.line_mode() || opts.frame.is_some();
     let mut first = opts.plain_check;
@@ -651,7 +754,7 @@ fn recv_into(
                     ) =>
             {
                 return Err(PipeError::Idle {
-                    peer,
+                    peer: peer.to_string(),
                     secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),
                 })
             }
@@ -718,8 +821,8 @@ fn recv_into(
 
 /// The first bytes on a plain connection must not be TLS, unless they are
 /// being relayed.
-fn check_plain(side: Side, first: &[u8], peer: SocketAddr) -> Result<(), PipeError> {
-    let who = crate::net::show_addr(peer);
+fn check_plain(side: Side, first: &[u8], peer: &str) -> Result<(), PipeError> {
+    let who = peer;
     match side {
         Side::Client if crate::tls::looks_like_tls_alert(first) => Err(PipeError::Mismatch(
             format!("the server at {who} speaks TLS; add --tls"),

@@ -2,7 +2,6 @@
 //! tasks, the chat commands, and the console task, over the member table in
 //! [`members`](super::members).
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,7 +11,6 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::net::show_addr;
 use crate::tcp::members::Joined;
 use crate::tcp::shared::{with_idle, Mode, PeerError, Shared};
 use crate::tcp::wire::Item;
@@ -162,7 +160,7 @@ pub(crate) async fn peer<W: AsyncWrite + Unpin + Send + 'static>(
     shared: Arc<Shared>,
     mut rd: PeerReader,
     mut wr: W,
-    addr: SocketAddr,
+    name: String,
 ) -> Result<(), PeerError> {
     let chat = shared.opts.mode == Mode::Chat;
     let Joined {
@@ -171,7 +169,7 @@ pub(crate) async fn peer<W: AsyncWrite + Unpin + Send + 'static>(
         queued,
         kick,
         drained,
-    } = shared.room.join(show_addr(addr));
+    } = shared.room.join(name.clone());
     // The writer: drains the queue until kicked or the socket fails. Under
     // load it takes every waiting message at once and writes them with one
     // syscall, so a busy room costs one write per peer per batch, not per line.
@@ -214,13 +212,13 @@ pub(crate) async fn peer<W: AsyncWrite + Unpin + Send + 'static>(
         wkick.cancel();
     });
     if chat {
-        notice(&shared, Some(id), &format!("{} joined", show_addr(addr))).await;
+        notice(&shared, Some(id), &format!("{name} joined")).await;
         tell(
             &shared,
             id,
             &format!(
                 "* welcome, {}; {} in the room; /help lists commands",
-                show_addr(addr),
+                name,
                 shared.room.len()
             ),
         );
@@ -340,6 +338,17 @@ fn read_into(rd: &tokio::net::tcp::OwnedReadHalf, buf: &mut BytesMut) -> std::io
     Ok(n)
 }
 
+/// [`read_into`] for a Unix member.
+fn read_into_unix(
+    rd: &tokio::net::unix::OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = rd.try_read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
 /// Handles one chat line; false when the member asked to leave.
 async fn chat_line(shared: &Arc<Shared>, id: u64, text: &[u8]) -> bool {
     let text = String::from_utf8_lossy(text);
@@ -391,6 +400,8 @@ async fn chat_line(shared: &Arc<Shared>, id: u64, text: &[u8]) -> bool {
 pub(crate) enum PeerReader {
     /// Plain TCP.
     Plain(tokio::net::tcp::OwnedReadHalf),
+    /// A Unix stream socket.
+    Unix(tokio::net::unix::OwnedReadHalf),
     /// TLS.
     Tls(tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>),
 }
@@ -403,6 +414,13 @@ impl PeerReader {
             PeerReader::Plain(rd) => loop {
                 rd.readable().await?;
                 match read_into(rd, buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            PeerReader::Unix(rd) => loop {
+                rd.readable().await?;
+                match read_into_unix(rd, buf) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     r => return r,
                 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
@@ -45,13 +45,45 @@ pub struct ServeSummary {
     pub refused: u64,
 }
 
+/// What the multi-peer server listens on.
+pub enum Listener {
+    /// TCP (`tcp listen`).
+    Tcp(TcpListener),
+    /// A Unix stream socket (`unix listen`).
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Listener {
+        Listener::Tcp(l)
+    }
+}
+
+/// One accepted peer.
+enum Conn {
+    Tcp(TcpStream, SocketAddr),
+    Unix(UnixStream, String),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Conn> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, a)| Conn::Tcp(s, a)),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| {
+                let name = crate::unix::peer_name(&s);
+                Conn::Unix(s, name)
+            }),
+        }
+    }
+}
+
 /// Serves peers on `listener` until `shutdown` is cancelled (or, in hub and
 /// chat modes, a quit word is typed on the console).
 ///
 /// # Errors
 /// None today; the signature leaves room for fatal listener errors.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     opts: ServerOptions,
     console: Console,
     shutdown: CancellationToken,
@@ -71,13 +103,14 @@ pub async fn serve(
         }
     }
     let mut summary = ServeSummary::default();
+    let listener: Listener = listener.into();
     loop {
         let accepted = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             r = listener.accept() => r,
         };
-        let (stream, peer) = match accepted {
+        let conn = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly
@@ -87,6 +120,25 @@ pub async fn serve(
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
                 }
+            }
+        };
+        let (stream, peer) = match conn {
+            Conn::Tcp(s, a) => (s, a),
+            Conn::Unix(s, name) => {
+                let Some(permit) = admit(&sem, &mut summary, limit, &name) else {
+                    continue;
+                };
+                summary.accepted += 1;
+                let shared = shared.clone();
+                tracker.spawn(async move {
+                    let _permit = permit;
+                    tracing::info!("connection from {name}");
+                    match handle_unix_peer(&shared, s, name.clone()).await {
+                        Ok(()) => tracing::info!("{name} disconnected"),
+                        Err(e) => tracing::warn!("{name}: {e}"),
+                    }
+                });
+                continue;
             }
         };
         if let Err(why) = shared.opts.access.check(peer.ip()) {
@@ -144,6 +196,47 @@ pub async fn serve(
     Ok(summary)
 }
 
+/// A `--max-conns` slot for a Unix peer, or `None` when the server is full
+/// (the peer is closed).
+fn admit(
+    sem: &Option<Arc<Semaphore>>,
+    summary: &mut ServeSummary,
+    limit: Option<usize>,
+    name: &str,
+) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+    let Some(s) = sem else { return Some(None) };
+    match s.clone().try_acquire_owned() {
+        Ok(p) => Some(Some(p)),
+        Err(_) => {
+            summary.refused += 1;
+            tracing::warn!(
+                "refused {name}: already serving {} (--max-conns)",
+                crate::text::counted(limit.unwrap_or(0) as u64, "peer", "peers")
+            );
+            None
+        }
+    }
+}
+
+/// [`handle_peer`] for a Unix peer.
+async fn handle_unix_peer(
+    shared: &Arc<Shared>,
+    stream: UnixStream,
+    name: String,
+) -> Result<(), PeerError> {
+    let o = &shared.opts;
+    match o.mode {
+        Mode::Echo if !o.text.line_mode() && o.frame.is_none() => {
+            echo_raw(stream, o.idle_timeout, &shared.shutdown).await
+        }
+        Mode::Echo | Mode::Upper => transform(shared, stream, true).await,
+        Mode::Hub | Mode::Chat => {
+            let (rd, wr) = stream.into_split();
+            room::peer(shared.clone(), PeerReader::Unix(rd), wr, name).await
+        }
+    }
+}
+
 /// Dispatches a peer to its mode.
 async fn handle_peer(
     shared: &Arc<Shared>,
@@ -158,7 +251,7 @@ async fn handle_peer(
         Mode::Echo | Mode::Upper => transform(shared, stream, true).await,
         Mode::Hub | Mode::Chat => {
             let (rd, wr) = stream.into_split();
-            room::peer(shared.clone(), PeerReader::Plain(rd), wr, peer).await
+            room::peer(shared.clone(), PeerReader::Plain(rd), wr, show_addr(peer)).await
         }
     }
 }
@@ -205,7 +298,7 @@ async fn handle_tls_peer(
         Mode::Echo | Mode::Upper => transform(shared, &mut stream, false).await,
         Mode::Hub | Mode::Chat => {
             let (rd, wr) = tokio::io::split(stream);
-            return room::peer(shared.clone(), PeerReader::Tls(rd), wr, peer).await;
+            return room::peer(shared.clone(), PeerReader::Tls(rd), wr, show_addr(peer)).await;
         }
     };
     // close_notify, so the peer knows nothing was cut off.
@@ -248,10 +341,36 @@ enum Step {
     Partial(Vec<u8>),
 }
 
+/// A socket that can be waited on and read and written without blocking:
+/// TCP or Unix.
+trait TryIo {
+    async fn readable(&self) -> io::Result<()>;
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+macro_rules! try_io_for {
+    ($t:ty) => {
+        impl TryIo for $t {
+            async fn readable(&self) -> io::Result<()> {
+                <$t>::readable(self).await
+            }
+            fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                <$t>::try_read(self, buf)
+            }
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                <$t>::try_write(self, buf)
+            }
+        }
+    };
+}
+try_io_for!(TcpStream);
+try_io_for!(UnixStream);
+
 /// Reads what is there and writes it straight back. The buffer lives on
 /// this synchronous frame, not in the task, so an idle peer costs no buffer
 /// memory (the 15,000-connection figure depends on it).
-fn echo_once(stream: &TcpStream) -> io::Result<Step> {
+fn echo_once<S: TryIo>(stream: &S) -> io::Result<Step> {
     let mut buf = [0u8; 16 * 1024];
     let n = match stream.try_read(&mut buf) {
         Ok(0) => return Ok(Step::Eof),
@@ -273,8 +392,8 @@ fn echo_once(stream: &TcpStream) -> io::Result<Step> {
 }
 
 /// `--echo` without text options: bytes back as they came.
-async fn echo_raw(
-    mut stream: TcpStream,
+async fn echo_raw<S: TryIo + AsyncWrite + Unpin>(
+    mut stream: S,
     idle: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> Result<(), PeerError> {

@@ -269,7 +269,14 @@ pub(crate) fn cert_problem(e: &CertificateError) -> String {
         CertificateError::UnknownIssuer => "it is not signed by a trusted authority".into(),
         CertificateError::Revoked => "it has been revoked".into(),
         CertificateError::BadSignature => "its signature is bad".into(),
-        other => format!("{other:?}").to_lowercase(),
+        other => {
+            let text = format!("{other:?}");
+            if text.contains("CaUsedAsEndEntity") {
+                "it is a CA certificate presented as a server's own (the server needs a leaf certificate signed by that CA)".into()
+            } else {
+                format!("the verifier said {text}")
+            }
+        }
     }
 }
 

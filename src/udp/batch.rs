@@ -69,7 +69,7 @@ impl RecvBatch {
     /// # Errors
     /// The socket's error (`WouldBlock` after a read timeout, `Interrupted`
     /// on a signal, `ConnectionRefused` after ICMP port unreachable).
-    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+    pub fn recv(&mut self, sock: &impl AsRawFd) -> io::Result<usize> {
         let count = self.hdrs.len();
         for i in 0..count {
             self.iovs[i] = libc::iovec {

@@ -184,6 +184,21 @@ impl Proc {
         addr
     }
 
+    /// What follows `listening on ` (a Unix listener's `unix:PATH`).
+    pub fn listening_text(&self) -> String {
+        let out = self.stderr.wait_until("a whole `listening on` line", |b| {
+            String::from_utf8_lossy(b)
+                .split_inclusive('\n')
+                .any(|l| l.starts_with("listening on ") && l.ends_with('\n'))
+        });
+        let text = String::from_utf8_lossy(&out).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     /// The listening address with a wildcard IP replaced by loopback.
     pub fn listening_loopback(&self) -> SocketAddr {
         let mut a = self.listening();
@@ -442,4 +457,74 @@ pub fn closed_pipe() -> Stdio {
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     unsafe { libc::close(fds[0]) };
     Stdio::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) })
+}
+
+/// A dnsmasq on a loopback port, answering from a hosts file, forwarding nothing.
+pub struct Dnsmasq {
+    pub proc: Proc,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+pub fn dnsmasq() -> Option<Dnsmasq> {
+    if !have_tool("dnsmasq") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "192.0.2.10 www.example.test\n2001:db8::10 www.example.test\n",
+    )
+    .unwrap();
+    let user = Command::new("id")
+        .arg("-un")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "root".into());
+    // dnsmasq binds UDP and TCP on its port; a parallel test can take the
+    // TCP side of a port that was free for UDP. Try a few ports, bounded.
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let proc = spawn(
+            Command::new(tool_path("dnsmasq").unwrap()).args([
+                "-k",
+                &format!("--port={port}"),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                &format!("--addn-hosts={}", hosts.display()),
+                "--mx-host=example.test,mail.example.test,10",
+                // Three 200-byte strings: too big for a 512-byte UDP answer.
+                &format!("--txt-record=big.example.test,{0},{0},{0}", "a".repeat(200)),
+                "--local=/test/",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                &format!("--user={user}"),
+                // Its log on stderr says when the hosts file is loaded.
+                "--log-facility=-",
+            ]),
+            Stdio::null(),
+            None,
+        );
+        // dnsmasq binds its port before it reads the hosts file; a query in
+        // between would get "no such name".
+        let loaded = format!("read {} - ", hosts.display());
+        let seen = proc.stderr.wait_until("dnsmasq's start", |b| {
+            let t = String::from_utf8_lossy(b);
+            t.contains(&loaded) || t.contains("Address already in use")
+        });
+        if String::from_utf8_lossy(&seen).contains("Address already in use") {
+            proc.kill();
+            continue;
+        }
+        wait_udp_bound(port);
+        return Some(Dnsmasq {
+            proc,
+            port,
+            _dir: dir,
+        });
+    }
+    panic!("dnsmasq found no free port in 5 tries");
 }

@@ -1,0 +1,416 @@
+//! The one duplex pump, over endpoints that say what they are.
+//!
+//! [`pump`] moves bytes both ways between two [`Endpoint`]s at once and
+//! owns the rules every relay shares:
+//! - an end of stream in one direction is passed on as a FIN (TLS:
+//!   close_notify, a child: its stdin closed) while the other direction
+//!   keeps flowing, with no timer;
+//! - a failure on either side is passed on as a reset (`SO_LINGER` 0) to
+//!   both sockets;
+//! - backpressure both ways: a side that does not read stops the pump
+//!   reading the other, and nothing grows without bound;
+//! - when both ends are plain sockets (TCP or Unix), bytes go
+//!   socket -> pipe -> socket with `splice(2)` (see `splice`), pipes taken
+//!   from a pool only while bytes move; otherwise through a userspace
+//!   buffer per direction.
+//!
+//! Files: `splice` (the zero-copy path and its pipe pool), [`child`] (a
+//! program per connection as an endpoint), [`proxy_header`] (the PROXY
+//! protocol header, pure). `forward`, `tcp listen --exec` and
+//! `unix listen --exec` run through here.
+
+pub mod child;
+pub mod proxy_header;
+mod splice;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+pub use splice::PipePool;
+
+/// Buffer per direction for the userspace path.
+const COPY_BUF: usize = 64 * 1024;
+
+/// One end of a relay.
+pub enum Endpoint {
+    /// A plain TCP socket.
+    Tcp(TcpStream),
+    /// A plain Unix stream socket.
+    Unix(UnixStream),
+    /// TLS we accepted (the listener's `--tls`).
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS we started (a `tls:` target).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// A child process: its stdout is read, its stdin written.
+    Child(Box<child::ChildIo>),
+}
+
+impl Endpoint {
+    fn sock(&self) -> Option<splice::Sock<'_>> {
+        match self {
+            Endpoint::Tcp(s) => Some(splice::Sock::Tcp(s)),
+            Endpoint::Unix(s) => Some(splice::Sock::Unix(s)),
+            _ => None,
+        }
+    }
+
+    /// Arms a reset: the socket underneath sends RST when closed.
+    pub fn reset(&self) {
+        match self {
+            Endpoint::Tcp(s) => crate::net::arm_reset(s),
+            Endpoint::Unix(_) | Endpoint::Child(_) => {}
+            Endpoint::TlsServer(s) => crate::net::arm_reset(s.get_ref().0),
+            Endpoint::TlsClient(s) => crate::net::arm_reset(s.get_ref().0),
+        }
+    }
+
+    /// The socket underneath, for watching it for a reset.
+    fn raw_socket(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Endpoint::Tcp(s) => Some(s.as_raw_fd()),
+            Endpoint::Unix(s) => Some(s.as_raw_fd()),
+            Endpoint::TlsServer(s) => Some(s.get_ref().0.as_raw_fd()),
+            Endpoint::TlsClient(s) => Some(s.get_ref().0.as_raw_fd()),
+            Endpoint::Child(_) => None,
+        }
+    }
+
+    /// The child behind this endpoint, if it is one.
+    pub fn child(&mut self) -> Option<&mut child::ChildIo> {
+        match self {
+            Endpoint::Child(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Endpoint::Tcp($s) => $e,
+            Endpoint::Unix($s) => $e,
+            Endpoint::TlsServer($s) => $e,
+            Endpoint::TlsClient($s) => $e,
+            Endpoint::Child($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Endpoint {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        each!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Endpoint {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each!(self, s => Pin::new(s).poll_write(cx, data))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+/// One of the two ends of a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The first endpoint (the client, in `forward`).
+    A,
+    /// The second endpoint (the target).
+    B,
+}
+
+/// How a pump ended.
+#[derive(Debug)]
+pub enum End {
+    /// Both directions reached end of stream.
+    Done,
+    /// A side failed (a reset, most often); both were reset.
+    Failed(Side, io::Error),
+    /// No byte moved either way for the idle timeout; both were reset.
+    Idle,
+    /// The stop token was cancelled; both were reset.
+    Stopped,
+}
+
+/// What a pump moved, and how it ended.
+#[derive(Debug)]
+pub struct Pumped {
+    /// Bytes from A to B.
+    pub a_to_b: u64,
+    /// Bytes from B to A.
+    pub b_to_a: u64,
+    /// Which side ended its stream first, if either did.
+    pub first_eof: Option<Side>,
+    /// How it ended.
+    pub end: End,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+/// Shared by both directions of one pump.
+struct Meter {
+    start: Instant,
+    /// Milliseconds after `start` of the last move, either way.
+    last_ms: AtomicU64,
+    a_to_b: AtomicU64,
+    b_to_a: AtomicU64,
+    /// 0 none, 1 A, 2 B.
+    first_eof: AtomicU8,
+}
+
+impl Meter {
+    fn moved(&self, from: Side, n: usize) {
+        let c = match from {
+            Side::A => &self.a_to_b,
+            Side::B => &self.b_to_a,
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn eof(&self, from: Side) {
+        let v = if from == Side::A { 1 } else { 2 };
+        let _ = self
+            .first_eof
+            .compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `limit` (never without one).
+    async fn idle(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = self.start.elapsed().saturating_sub(last);
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
+/// Moves bytes between `a` and `b` until both directions have ended, one
+/// side fails, nothing moves for `idle`, or `stop` is cancelled.
+pub async fn pump(
+    a: &mut Endpoint,
+    b: &mut Endpoint,
+    idle: Option<Duration>,
+    stop: &CancellationToken,
+    pipes: &PipePool,
+) -> Pumped {
+    let meter = Meter {
+        start: Instant::now(),
+        last_ms: AtomicU64::new(0),
+        a_to_b: AtomicU64::new(0),
+        b_to_a: AtomicU64::new(0),
+        first_eof: AtomicU8::new(0),
+    };
+    let end = match (a.sock(), b.sock()) {
+        (Some(sa), Some(sb)) => {
+            let ab = async {
+                splice::one_way(sa, sb, pipes, |n| meter.moved(Side::A, n))
+                    .await
+                    .map(|()| meter.eof(Side::A))
+                    .map_err(|f| fault(f, Side::A))
+            };
+            let ba = async {
+                splice::one_way(sb, sa, pipes, |n| meter.moved(Side::B, n))
+                    .await
+                    .map(|()| meter.eof(Side::B))
+                    .map_err(|f| fault(f, Side::B))
+            };
+            let watch = async {
+                tokio::select! {
+                    e = sa.broken() => (Side::A, e),
+                    e = sb.broken() => (Side::B, e),
+                }
+            };
+            drive(
+                async { tokio::try_join!(ab, ba) },
+                watch,
+                &meter,
+                idle,
+                stop,
+            )
+            .await
+        }
+        _ => {
+            // A side whose peer resets is noticed even while both copies
+            // wait on the other side (a child that does not read, say).
+            let wa = Watch::new(a.raw_socket());
+            let wb = Watch::new(b.raw_socket());
+            let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
+            let (ar, aw) = tokio::io::split(&mut *a);
+            let (br, bw) = tokio::io::split(&mut *b);
+            let ab = copy(ar, bw, Side::A, &meter, b_child);
+            let ba = copy(br, aw, Side::B, &meter, a_child);
+            let watch = async {
+                tokio::select! {
+                    e = wa.broken() => (Side::A, e),
+                    e = wb.broken() => (Side::B, e),
+                }
+            };
+            drive(
+                async { tokio::try_join!(ab, ba) },
+                watch,
+                &meter,
+                idle,
+                stop,
+            )
+            .await
+        }
+    };
+    if !matches!(end, End::Done) {
+        a.reset();
+        b.reset();
+    }
+    Pumped {
+        a_to_b: meter.a_to_b.load(Ordering::Relaxed),
+        b_to_a: meter.b_to_a.load(Ordering::Relaxed),
+        first_eof: match meter.first_eof.load(Ordering::Relaxed) {
+            1 => Some(Side::A),
+            2 => Some(Side::B),
+            _ => None,
+        },
+        end,
+        elapsed: meter.start.elapsed(),
+    }
+}
+
+/// The side a splice fault belongs to, for a direction reading `from`.
+fn fault(f: splice::Fault, from: Side) -> (Side, io::Error) {
+    let other = if from == Side::A { Side::B } else { Side::A };
+    match f {
+        splice::Fault::Source(e) => (from, e),
+        splice::Fault::Dest(e) => (other, e),
+    }
+}
+
+async fn drive(
+    both: impl std::future::Future<Output = Result<((), ()), (Side, io::Error)>>,
+    watch: impl std::future::Future<Output = (Side, io::Error)>,
+    meter: &Meter,
+    idle: Option<Duration>,
+    stop: &CancellationToken,
+) -> End {
+    tokio::select! {
+        r = both => match r {
+            Ok(_) => End::Done,
+            Err((side, e)) => End::Failed(side, e),
+        },
+        (side, e) = watch => End::Failed(side, e),
+        _ = meter.idle(idle) => End::Idle,
+        _ = stop.cancelled() => End::Stopped,
+    }
+}
+
+/// Watches a socket that the copies cannot reach (it is borrowed by
+/// them) for an error: a duplicate descriptor registered for error events
+/// only.
+struct Watch(Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>);
+
+impl Watch {
+    fn new(fd: Option<std::os::fd::RawFd>) -> Watch {
+        use std::os::fd::FromRawFd;
+        let dup = fd.and_then(|fd| {
+            // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor we own.
+            let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            // SAFETY: `d` is fresh and owned only here.
+            (d >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(d) })
+        });
+        Watch(dup.and_then(|d| {
+            // SAFETY: the OwnedFd is open, owned by the AsyncFd, and its
+            // descriptor never changes.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(d, tokio::io::Interest::ERROR)
+            }
+            .ok()
+        }))
+    }
+
+    /// Resolves with the socket's error once it has one (never without a
+    /// socket).
+    async fn broken(&self) -> io::Error {
+        let Some(fd) = &self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            match fd.ready(tokio::io::Interest::ERROR).await {
+                Ok(mut g) => match socket2::SockRef::from(fd.get_ref()).take_error() {
+                    Ok(Some(e)) => return e,
+                    _ => g.clear_ready(),
+                },
+                Err(e) => return e,
+            }
+        }
+    }
+}
+
+/// One direction through a userspace buffer: read, write all, and on end
+/// of stream shut the writer down. A TLS peer that closes without
+/// close_notify ends its stream like any other; a child that stops
+/// reading its stdin ends this direction quietly.
+async fn copy<R, W>(
+    mut r: R,
+    mut w: W,
+    from: Side,
+    meter: &Meter,
+    to_child: bool,
+) -> Result<(), (Side, io::Error)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let to = if from == Side::A { Side::B } else { Side::A };
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err((from, e)),
+        };
+        if n == 0 {
+            meter.eof(from);
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        meter.moved(from, n);
+        match w.write_all(&buf[..n]).await {
+            Ok(()) => {}
+            // A child that closed its stdin: nothing more can go to it.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && to_child => {
+                meter.eof(from);
+                return Ok(());
+            }
+            Err(e) => return Err((to, e)),
+        }
+        if let Err(e) = w.flush().await {
+            return Err((to, e));
+        }
+    }
+}
