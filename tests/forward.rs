@@ -326,3 +326,225 @@ fn a_relay_keeps_one_transport() {
     assert_eq!(f.code(), 2, "{}", f.stderr);
     assert!(f.stderr.contains("keeps one transport"), "{}", f.stderr);
 }
+
+// Bad input: slow targets, peers that never read, floods.
+
+#[test]
+fn a_target_slow_to_accept_times_out_and_the_client_is_reset() {
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let taddr = full.local_addr().unwrap().as_socket().unwrap();
+    let _fillers: Vec<socket2::Socket> = (0..3)
+        .map(|_| {
+            let c =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            c.set_nonblocking(true).unwrap();
+            let _ = c.connect(&taddr.into());
+            c
+        })
+        .collect();
+    let (fwd, addr) = forward(&[&taddr.to_string(), "--connect-timeout", "0.5"]);
+    let started = std::time::Instant::now();
+    let mut c = connect(addr);
+    let r = c.read(&mut [0u8; 4]);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    fwd.stderr.wait_for("timed out after 0.5 s");
+    fwd.kill();
+}
+
+/// The relay's resident memory, KiB.
+fn rss_kib(p: &Proc) -> u64 {
+    proc_status_kib(p.child.id(), "VmRSS:")
+}
+
+#[test]
+fn a_client_that_never_reads_stops_the_target_and_memory_stays_flat() {
+    // A target that sends up to 1 GiB as fast as it is let.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..1024 {
+            match s.write(&chunk) {
+                Ok(n) => counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed),
+                Err(_) => return,
+            };
+        }
+    });
+    let (fwd, addr) = forward(&[&target]);
+    let c = connect(addr);
+    // Wait until the target is blocked: its count stops growing.
+    let mut last = u64::MAX;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = sent.load(std::sync::atomic::Ordering::Relaxed);
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    let now = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        now < 256 << 20,
+        "{now} bytes left the target for a client that reads nothing"
+    );
+    let rss = rss_kib(&fwd);
+    assert!(rss < 32 * 1024, "relay RSS {rss} KiB");
+    // The client resets: the relay notices, though it reads nothing from it.
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    fwd.stderr.wait_for("reset both sides");
+    fwd.kill();
+}
+
+#[test]
+fn a_target_that_accepts_and_never_reads_holds_the_client_back() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        // Holds the connection, never reads, until the test is done.
+        let _ = rx.recv_timeout(WAIT);
+        drop(s);
+    });
+    let (fwd, addr) = forward(&[&target]);
+    let c = connect(addr);
+    c.set_nonblocking(true).unwrap();
+    let chunk = vec![0u8; 1 << 16];
+    let mut sent = 0usize;
+    let mut stalled = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && stalled < 50 {
+        match (&c).write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                stalled = 0;
+            }
+            Err(_) => {
+                stalled += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    assert!(
+        sent < 128 << 20,
+        "{sent} bytes taken for a target that reads nothing"
+    );
+    let rss = rss_kib(&fwd);
+    assert!(rss < 32 * 1024, "relay RSS {rss} KiB");
+    let _ = tx.send(());
+    fwd.kill();
+}
+
+#[test]
+fn past_the_descriptor_limit_the_relay_backs_off_and_recovers() {
+    if !have_tool("prlimit") {
+        return;
+    }
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = echo.listening().to_string();
+    let fwd = util::spawn(
+        std::process::Command::new("prlimit")
+            .args(["--nofile=48:48", "--"])
+            .arg(bin())
+            .args(["-v", "forward", "127.0.0.1:0", &target]),
+        std::process::Stdio::null(),
+        None,
+    );
+    let addr = fwd.listening();
+    // 60 clients: past 48 descriptors, accepts fail with EMFILE.
+    let held: Vec<_> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    fwd.stderr.wait_for("accept failed");
+    let cpu = |pid: u32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let before = cpu(fwd.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu(fwd.child.id()) - before;
+    assert!(
+        used < 0.5,
+        "the relay used {used} s of CPU in 1 s while out of descriptors"
+    );
+    drop(held);
+    // Once descriptors are free again, a new client is relayed.
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut c = connect(addr);
+        if c.write_all(b"back\n").is_ok() && c.shutdown(Shutdown::Write).is_ok() {
+            let mut v = Vec::new();
+            if c.read_to_end(&mut v).is_ok() && v == b"back\n" {
+                ok = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "the relay did not recover");
+    fwd.kill();
+    echo.kill();
+}
+
+#[test]
+fn udp_from_20000_source_ports_keeps_the_table_bounded() {
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = format!("udp:{}", echo.listening());
+    let fwd = sockit_noinput(&[
+        "forward",
+        "udp:127.0.0.1:0",
+        &target,
+        "--max-sessions",
+        "100",
+    ]);
+    let addr = fwd.listening();
+    for i in 0..20_000u32 {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = c.send_to(&i.to_be_bytes(), addr);
+    }
+    // Still answering, with about --max-sessions sockets open.
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..20 {
+        c.send_to(b"last", addr).unwrap();
+        let mut b = [0u8; 8];
+        if let Ok((n, _)) = c.recv_from(&mut b) {
+            answered = &b[..n] == b"last";
+            break;
+        }
+    }
+    assert!(answered);
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", fwd.child.id()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 100 + 40,
+        "{fds} descriptors open for --max-sessions 100"
+    );
+    let rss = rss_kib(&fwd);
+    assert!(rss < 64 * 1024, "relay RSS {rss} KiB");
+    fwd.kill();
+    echo.kill();
+}

@@ -149,7 +149,12 @@ pub(crate) fn run_relay(opts: ForwardOptions) -> anyhow::Result<ExitCode> {
                 on_signal.cancel();
             }
         });
-        forward::run(opts, stop).await
+        // On a worker, not the main thread: each accepted client's task
+        // then starts on the accepting thread, with no cross-thread wake.
+        match tokio::spawn(forward::run(opts, stop)).await {
+            Ok(r) => r,
+            Err(e) => Err(forward::ForwardError::Listener(e.to_string())),
+        }
     })?;
     tracing::info!(
         "relayed {}, refused {}",

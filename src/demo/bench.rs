@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// Step 12: a 2-second TCP and UDP bench on loopback.
+/// Step 13: a 2-second TCP and UDP bench on loopback.
 pub(super) fn bench_step() -> StepResult {
     use crate::bench::{client, proto::Mode, server as bserver};
     let (listener, addr) = loopback_listener()?;

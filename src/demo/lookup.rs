@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// Step 11: the seed 004 lookups, a TCP ping, and a scan of ports the demo
+/// Step 12: the seed 004 lookups, a TCP ping, and a scan of ports the demo
 /// opened itself. Only localhost and 127.0.0.1 are looked up.
 pub(super) fn lookup_step() -> StepResult {
     use crate::{diag, lookup};

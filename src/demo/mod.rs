@@ -42,6 +42,7 @@ mod echo;
 mod frame;
 mod kit;
 mod lookup;
+mod relay;
 mod tls;
 mod transfer;
 
@@ -54,6 +55,7 @@ use echo::*;
 use frame::*;
 use kit::*;
 use lookup::*;
+use relay::*;
 use tls::*;
 use transfer::*;
 
@@ -94,6 +96,10 @@ pub fn run() -> io::Result<bool> {
             transfer_step,
         ),
         ("encrypted download: TLS with trust on first use", tls_step),
+        (
+            "forward: an echo server behind a TLS relay, bytes unchanged",
+            relay_step,
+        ),
         ("lookups (seed 004), TCP ping and a port scan", lookup_step),
         (
             "TCP vs UDP, measured (seed 000 says TCP is slow)",

@@ -321,6 +321,16 @@ impl ForwardOptions {
         }
     }
 
+    /// Whether relays need each client's local address: the PROXY header
+    /// and a program's environment carry it.
+    fn wants_local(&self) -> bool {
+        self.proxy_protocol.is_some()
+            || self
+                .targets
+                .iter()
+                .any(|t| matches!(t.kind, TargetKind::Exec(_)))
+    }
+
     /// Checks that the listener and the targets fit together.
     ///
     /// # Errors
@@ -380,16 +390,22 @@ struct Peer {
 
 /// A bound stream listener.
 enum Acceptor {
-    Tcp(TcpListener),
+    /// The listener, and whether each client's local address is needed.
+    Tcp(TcpListener, bool),
     Unix(UnixListener, unix::BoundUnix),
 }
 
 impl Acceptor {
     async fn accept(&self) -> std::io::Result<(Endpoint, Peer)> {
         match self {
-            Acceptor::Tcp(l) => {
+            Acceptor::Tcp(l, want_local) => {
                 let (s, a) = l.accept().await?;
-                let local = s.local_addr().ok();
+                // getsockname only for those who use it (PROXY, programs).
+                let local = if *want_local {
+                    s.local_addr().ok()
+                } else {
+                    None
+                };
                 let _ = s.set_nodelay(true);
                 Ok((
                     Endpoint::Tcp(s),
@@ -461,14 +477,8 @@ async fn run_stream(
     stop: CancellationToken,
     events: Events,
 ) -> Result<ForwardSummary, ForwardError> {
-    let mut target_tls = Vec::with_capacity(opts.targets.len());
-    for t in &opts.targets {
-        target_tls.push(match &t.kind {
-            TargetKind::Tls(h, p) => Some(ClientTls::new(h, *p, &opts.target_tls)?),
-            _ => None,
-        });
-    }
     let listener_err = |e: std::io::Error| ForwardError::Listener(describe(&e));
+    let target_tls = target_configs(&opts)?;
     let acceptor = match &opts.listen {
         Listen::Tcp(bind) => {
             let l = net::bind_tcp(bind, opts.family)?;
@@ -476,7 +486,7 @@ async fn run_stream(
             l.set_nonblocking(true).map_err(listener_err)?;
             let l = TcpListener::from_std(l).map_err(listener_err)?;
             net::announce_listening(local);
-            Acceptor::Tcp(l)
+            Acceptor::Tcp(l, opts.wants_local())
         }
         Listen::Unix(addr) => {
             let b = unix::bind(addr)?;
@@ -486,26 +496,67 @@ async fn run_stream(
             eprintln!("listening on {}", b.addr);
             Acceptor::Unix(l, b)
         }
-        Listen::Udp(_) => unreachable_udp()?,
+        Listen::Udp(_) => {
+            return Err(ForwardError::Usage(
+                "a UDP listener has no stream acceptor".into(),
+            ))
+        }
     };
     if let Some(t) = &opts.tls {
         eprintln!("{}", t.banner);
     }
-    let ctx = Arc::new(Ctx {
-        opts,
-        target_tls,
-        next: AtomicUsize::new(0),
-        pipes: PipePool::new(),
-        events,
-        stop,
-    });
-    serve(acceptor, ctx).await
+    serve(acceptor, Arc::new(Ctx::new(opts, target_tls, events, stop))).await
 }
 
-fn unreachable_udp() -> Result<Acceptor, ForwardError> {
-    Err(ForwardError::Usage(
-        "a UDP listener has no stream acceptor".into(),
-    ))
+/// Relays clients of a TCP listener the caller bound (the demo, tests of
+/// the library), printing nothing; `opts.listen` is not used.
+///
+/// # Errors
+/// Bad combinations, TLS set-up for targets, or a listener that fails.
+pub async fn serve_tcp(
+    listener: std::net::TcpListener,
+    opts: ForwardOptions,
+    stop: CancellationToken,
+) -> Result<ForwardSummary, ForwardError> {
+    opts.check()?;
+    let listener_err = |e: std::io::Error| ForwardError::Listener(describe(&e));
+    let target_tls = target_configs(&opts)?;
+    listener.set_nonblocking(true).map_err(listener_err)?;
+    let l = TcpListener::from_std(listener).map_err(listener_err)?;
+    let want = opts.wants_local();
+    let ctx = Ctx::new(opts, target_tls, Events::default(), stop);
+    serve(Acceptor::Tcp(l, want), Arc::new(ctx)).await
+}
+
+/// A client configuration per `tls:` target (same index), built before
+/// anything listens so a bad pin or CA file is reported first.
+fn target_configs(opts: &ForwardOptions) -> Result<Vec<Option<ClientTls>>, ForwardError> {
+    let mut v = Vec::with_capacity(opts.targets.len());
+    for t in &opts.targets {
+        v.push(match &t.kind {
+            TargetKind::Tls(h, p) => Some(ClientTls::new(h, *p, &opts.target_tls)?),
+            _ => None,
+        });
+    }
+    Ok(v)
+}
+
+impl Ctx {
+    fn new(
+        opts: ForwardOptions,
+        target_tls: Vec<Option<ClientTls>>,
+        events: Events,
+        stop: CancellationToken,
+    ) -> Ctx {
+        Ctx {
+            opts,
+            target_tls,
+            next: AtomicUsize::new(0),
+            pipes: PipePool::new(),
+            events,
+            stop,
+        }
+    }
 }
 
 /// The accept loop, on a bound listener.
@@ -555,10 +606,11 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> Result<ForwardSummary, Forw
         summary.relayed += 1;
         let ctx2 = ctx.clone();
         let id = summary.relayed;
-        tracker.spawn(async move {
+        let fut = async move {
             let _permit = permit;
             relay(client, peer, &ctx2, id).await;
-        });
+        };
+        tracker.spawn(fut);
         if ctx.opts.once {
             break;
         }
@@ -738,7 +790,7 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
                 .addr
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
             let r = tokio::select! {
-                r = crate::tls::accept_async(tls, s, addr, ctx.opts.handshake_timeout) => r,
+                r = Box::pin(crate::tls::accept_async(tls, s, addr, ctx.opts.handshake_timeout)) => r,
                 _ = ctx.stop.cancelled() => return,
             };
             match r {
@@ -753,7 +805,7 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         (c, _) => c,
     };
     let connected = tokio::select! {
-        r = connect_target(ctx, &peer) => r,
+        r = Box::pin(connect_target(ctx, &peer)) => r,
         _ = ctx.stop.cancelled() => return,
     };
     let (mut target, name) = match connected {
@@ -767,16 +819,18 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         }
     };
     tracing::info!("{who} -> {name}: relaying");
-    ctx.events
-        .emit(
-            "open",
-            &[
-                ("id", id.to_string()),
-                ("client", events::s(who)),
-                ("target", events::s(&name)),
-            ],
-        )
-        .await;
+    if ctx.events.on() {
+        ctx.events
+            .emit(
+                "open",
+                &[
+                    ("id", id.to_string()),
+                    ("client", events::s(who)),
+                    ("target", events::s(&name)),
+                ],
+            )
+            .await;
+    }
     let p = relay::pump(
         &mut client,
         &mut target,
@@ -800,22 +854,8 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         End::Idle => ("idle", String::new()),
         End::Stopped => ("stopped", String::new()),
     };
-    let bytes = format!(
-        "{} up, {} down, {secs:.2} s",
-        crate::text::counted(p.a_to_b, "byte", "bytes"),
-        crate::text::counted(p.b_to_a, "byte", "bytes"),
-    );
-    match &p.end {
-        End::Done => tracing::info!("{who} -> {name}: closed; {bytes}; the {first} closed first"),
-        End::Failed(..) => tracing::info!("{who} -> {name}: {detail}; reset both sides; {bytes}"),
-        End::Idle => tracing::info!(
-            "{who} -> {name}: idle for {} s; reset both sides; {bytes}",
-            ctx.opts
-                .idle_timeout
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        ),
-        End::Stopped => tracing::info!("{who} -> {name}: stopped; {bytes}"),
+    if tracing::enabled!(tracing::Level::INFO) {
+        log_end(who, &name, &p, first, &detail, ctx.opts.idle_timeout);
     }
     let status = match target.child() {
         Some(c) => {
@@ -828,6 +868,9 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         if !st.success() {
             tracing::info!("{who} -> {name}: the program ended with {st}");
         }
+    }
+    if !ctx.events.on() {
+        return;
     }
     let mut fields = vec![
         ("id", id.to_string()),
@@ -846,6 +889,32 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         fields.push(("exit_code", code.to_string()));
     }
     ctx.events.emit("close", &fields).await;
+}
+
+/// `-v`'s line for a relay's end: bytes each way, duration, who closed.
+fn log_end(
+    who: &str,
+    name: &str,
+    p: &relay::Pumped,
+    first: &str,
+    detail: &str,
+    idle: Option<Duration>,
+) {
+    let bytes = format!(
+        "{} up, {} down, {:.2} s",
+        crate::text::counted(p.a_to_b, "byte", "bytes"),
+        crate::text::counted(p.b_to_a, "byte", "bytes"),
+        p.elapsed.as_secs_f64()
+    );
+    match &p.end {
+        End::Done => tracing::info!("{who} -> {name}: closed; {bytes}; the {first} closed first"),
+        End::Failed(..) => tracing::info!("{who} -> {name}: {detail}; reset both sides; {bytes}"),
+        End::Idle => tracing::info!(
+            "{who} -> {name}: idle for {} s; reset both sides; {bytes}",
+            idle.map(|d| d.as_secs_f64()).unwrap_or(0.0)
+        ),
+        End::Stopped => tracing::info!("{who} -> {name}: stopped; {bytes}"),
+    }
 }
 
 async fn error_event(ctx: &Ctx, who: &str, why: &str) {

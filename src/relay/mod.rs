@@ -230,60 +230,10 @@ pub async fn pump(
         b_to_a: AtomicU64::new(0),
         first_eof: AtomicU8::new(0),
     };
+    // Each path boxed on its own: a relay's task holds only the one it uses.
     let end = match (a.sock(), b.sock()) {
-        (Some(sa), Some(sb)) => {
-            let ab = async {
-                splice::one_way(sa, sb, pipes, |n| meter.moved(Side::A, n))
-                    .await
-                    .map(|()| meter.eof(Side::A))
-                    .map_err(|f| fault(f, Side::A))
-            };
-            let ba = async {
-                splice::one_way(sb, sa, pipes, |n| meter.moved(Side::B, n))
-                    .await
-                    .map(|()| meter.eof(Side::B))
-                    .map_err(|f| fault(f, Side::B))
-            };
-            let watch = async {
-                tokio::select! {
-                    e = sa.broken() => (Side::A, e),
-                    e = sb.broken() => (Side::B, e),
-                }
-            };
-            drive(
-                async { tokio::try_join!(ab, ba) },
-                watch,
-                &meter,
-                idle,
-                stop,
-            )
-            .await
-        }
-        _ => {
-            // A side whose peer resets is noticed even while both copies
-            // wait on the other side (a child that does not read, say).
-            let wa = Watch::new(a.raw_socket());
-            let wb = Watch::new(b.raw_socket());
-            let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
-            let (ar, aw) = tokio::io::split(&mut *a);
-            let (br, bw) = tokio::io::split(&mut *b);
-            let ab = copy(ar, bw, Side::A, &meter, b_child);
-            let ba = copy(br, aw, Side::B, &meter, a_child);
-            let watch = async {
-                tokio::select! {
-                    e = wa.broken() => (Side::A, e),
-                    e = wb.broken() => (Side::B, e),
-                }
-            };
-            drive(
-                async { tokio::try_join!(ab, ba) },
-                watch,
-                &meter,
-                idle,
-                stop,
-            )
-            .await
-        }
+        (Some(sa), Some(sb)) => Box::pin(pump_splice(sa, sb, &meter, idle, stop, pipes)).await,
+        _ => Box::pin(pump_copy(a, b, &meter, idle, stop)).await,
     };
     if !matches!(end, End::Done) {
         a.reset();
@@ -300,6 +250,62 @@ pub async fn pump(
         end,
         elapsed: meter.start.elapsed(),
     }
+}
+
+/// Both directions with `splice(2)`, between two plain sockets.
+async fn pump_splice(
+    sa: splice::Sock<'_>,
+    sb: splice::Sock<'_>,
+    meter: &Meter,
+    idle: Option<Duration>,
+    stop: &CancellationToken,
+    pipes: &PipePool,
+) -> End {
+    let ab = async {
+        splice::one_way(sa, sb, pipes, |n| meter.moved(Side::A, n))
+            .await
+            .map(|()| meter.eof(Side::A))
+            .map_err(|f| fault(f, Side::A))
+    };
+    let ba = async {
+        splice::one_way(sb, sa, pipes, |n| meter.moved(Side::B, n))
+            .await
+            .map(|()| meter.eof(Side::B))
+            .map_err(|f| fault(f, Side::B))
+    };
+    let watch = async {
+        tokio::select! {
+            e = sa.broken() => (Side::A, e),
+            e = sb.broken() => (Side::B, e),
+        }
+    };
+    drive(async { tokio::try_join!(ab, ba) }, watch, meter, idle, stop).await
+}
+
+/// Both directions through userspace buffers (TLS, a child process).
+async fn pump_copy(
+    a: &mut Endpoint,
+    b: &mut Endpoint,
+    meter: &Meter,
+    idle: Option<Duration>,
+    stop: &CancellationToken,
+) -> End {
+    // A side whose peer resets is noticed even while both copies wait on
+    // the other side (a child that does not read, say).
+    let wa = Watch::new(a.raw_socket());
+    let wb = Watch::new(b.raw_socket());
+    let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
+    let (ar, aw) = tokio::io::split(&mut *a);
+    let (br, bw) = tokio::io::split(&mut *b);
+    let ab = copy(ar, bw, Side::A, meter, b_child);
+    let ba = copy(br, aw, Side::B, meter, a_child);
+    let watch = async {
+        tokio::select! {
+            e = wa.broken() => (Side::A, e),
+            e = wb.broken() => (Side::B, e),
+        }
+    };
+    drive(async { tokio::try_join!(ab, ba) }, watch, meter, idle, stop).await
 }
 
 /// The side a splice fault belongs to, for a direction reading `from`.

@@ -98,6 +98,8 @@ impl Sock<'_> {
 pub(crate) struct Pipe {
     r: OwnedFd,
     w: OwnedFd,
+    /// Its capacity: a splice shorter than this drained the source.
+    cap: usize,
 }
 
 impl Pipe {
@@ -109,12 +111,21 @@ impl Pipe {
         }
         // A larger pipe where the system allows it; the default works too.
         // SAFETY: fcntl on a descriptor we own.
-        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, SPLICE_CHUNK as libc::c_int) };
+        let cap = unsafe {
+            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, SPLICE_CHUNK as libc::c_int);
+            libc::fcntl(fds[1], libc::F_GETPIPE_SZ)
+        };
         // SAFETY: both descriptors are fresh and owned only here.
         Ok(unsafe {
             Pipe {
                 r: OwnedFd::from_raw_fd(fds[0]),
                 w: OwnedFd::from_raw_fd(fds[1]),
+                // Unknown capacity: never assume a short read drained.
+                cap: if cap > 0 {
+                    (cap as usize).min(SPLICE_CHUNK)
+                } else {
+                    0
+                },
             }
         })
     }
@@ -188,13 +199,38 @@ pub(crate) async fn one_way(
     mut moved: impl FnMut(usize),
 ) -> Result<(), Fault> {
     let (sfd, dfd) = (src.fd(), dst.fd());
+    // Small messages (requests, replies) go through a buffer on a
+    // synchronous frame: a read and a write, no pipe. Once a read fills
+    // that buffer, bulk follows, and the bytes go through a pipe instead
+    // until a splice comes up short again.
+    let mut bulk = false;
     loop {
         src.ready(Interest::READABLE).await.map_err(Fault::Source)?;
+        if !bulk {
+            match small_once(src, dst)? {
+                Small::WouldBlock => continue,
+                Small::Eof => {
+                    dst.shutdown_write();
+                    return Ok(());
+                }
+                Small::Moved(n, full) => {
+                    moved(n);
+                    bulk = full;
+                    continue;
+                }
+                Small::Partial(rest, n) => {
+                    moved(n);
+                    write_rest(dst, &rest).await?;
+                    bulk = n == SMALL_BUF;
+                    continue;
+                }
+            }
+        }
         let pipe = match pool.take() {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("no pipe for splice ({e}); copying one chunk");
-                match copy_chunk(src, dst).await? {
+                match Box::pin(copy_chunk(src, dst)).await? {
                     0 => {
                         dst.shutdown_write();
                         return Ok(());
@@ -207,13 +243,24 @@ pub(crate) async fn one_way(
             }
         };
         let (pr, pw) = (pipe.r.as_raw_fd(), pipe.w.as_raw_fd());
-        let n = match src.try_io(Interest::READABLE, || splice(sfd, pw, SPLICE_CHUNK)) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        // A short read drained the socket: say so to tokio (as its own
+        // reads do), which saves the EAGAIN call a small message costs.
+        let mut short = None;
+        let got = src.try_io(Interest::READABLE, || match splice(sfd, pw, SPLICE_CHUNK) {
+            Ok(n) if n > 0 && n < pipe.cap => {
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            r => r,
+        });
+        let n = match (got, short) {
+            (_, Some(n)) => n,
+            (Ok(n), None) => n,
+            (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => {
                 pool.give(pipe);
                 continue;
             }
-            Err(e) => return Err(Fault::Source(e)),
+            (Err(e), None) => return Err(Fault::Source(e)),
         };
         if n == 0 {
             pool.give(pipe);
@@ -221,6 +268,7 @@ pub(crate) async fn one_way(
             return Ok(());
         }
         moved(n);
+        bulk = n >= SMALL_BUF;
         let mut left = n;
         while left > 0 {
             dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
@@ -232,6 +280,73 @@ pub(crate) async fn one_way(
         }
         pool.give(pipe);
     }
+}
+
+/// Size of the buffer for small messages; a read that fills it means bulk.
+const SMALL_BUF: usize = 16 * 1024;
+
+/// What one small read-and-write did.
+enum Small {
+    /// Nothing to read after all.
+    WouldBlock,
+    /// The source ended.
+    Eof,
+    /// This many bytes went through; `true` when the read filled the buffer.
+    Moved(usize, bool),
+    /// The destination took only part: the rest, and the bytes read.
+    Partial(Vec<u8>, usize),
+}
+
+/// Reads what is there into a buffer on this synchronous frame (so an idle
+/// relay holds none) and writes it straight on.
+fn small_once(src: Sock<'_>, dst: Sock<'_>) -> Result<Small, Fault> {
+    // Not zeroed: read(2) fills it, and only the bytes it filled are used.
+    let mut space = std::mem::MaybeUninit::<[u8; SMALL_BUF]>::uninit();
+    let mut short = None;
+    let got = src.try_io(Interest::READABLE, || {
+        match read_raw(src.fd(), space.as_mut_ptr().cast(), SMALL_BUF) {
+            // A short read drained the socket: clear the readiness now.
+            Ok(n) if n > 0 && n < SMALL_BUF => {
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            r => r,
+        }
+    });
+    let n = match (got, short) {
+        (_, Some(n)) => n,
+        (Ok(0), None) => return Ok(Small::Eof),
+        (Ok(n), None) => n,
+        (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Small::WouldBlock),
+        (Err(e), None) => return Err(Fault::Source(e)),
+    };
+    // SAFETY: read(2) initialised the first `n` bytes.
+    let buf: &[u8] = unsafe { std::slice::from_raw_parts(space.as_ptr().cast::<u8>(), n) };
+    let mut off = 0;
+    while off < n {
+        match dst.try_io(Interest::WRITABLE, || write_fd(dst.fd(), &buf[off..n])) {
+            Ok(m) => off += m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(Small::Partial(buf[off..n].to_vec(), n))
+            }
+            Err(e) => return Err(Fault::Dest(e)),
+        }
+    }
+    Ok(Small::Moved(n, n == SMALL_BUF))
+}
+
+/// Writes what a small write left over, waiting for room.
+async fn write_rest(dst: Sock<'_>, rest: &[u8]) -> Result<(), Fault> {
+    let mut off = 0;
+    while off < rest.len() {
+        dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
+        match dst.try_io(Interest::WRITABLE, || write_fd(dst.fd(), &rest[off..])) {
+            Ok(m) => off += m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Fault::Dest(e)),
+        }
+    }
+    Ok(())
 }
 
 /// One chunk through a userspace buffer, for when no pipe can be had.
@@ -255,6 +370,16 @@ async fn copy_chunk(src: Sock<'_>, dst: Sock<'_>) -> Result<usize, Fault> {
         }
     }
     Ok(n)
+}
+
+fn read_raw(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
+    // SAFETY: the caller gives `len` writable bytes at `buf`.
+    let n = unsafe { libc::read(fd, buf.cast(), len) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -114,6 +114,16 @@ pub struct Proc {
     pub stdin: Option<ChildStdin>,
 }
 
+/// A test that fails part-way must not leave its servers running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// What a finished process left.
 pub struct Finished {
     pub status: ExitStatus,
