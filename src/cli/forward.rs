@@ -149,12 +149,10 @@ pub(crate) fn run_relay(opts: ForwardOptions) -> anyhow::Result<ExitCode> {
                 on_signal.cancel();
             }
         });
-        // On a worker, not the main thread: each accepted client's task
-        // then starts on the accepting thread, with no cross-thread wake.
-        match tokio::spawn(forward::run(opts, stop)).await {
-            Ok(r) => r,
-            Err(e) => Err(forward::ForwardError::Listener(e.to_string())),
-        }
+        // The accept (or datagram) loop runs on this thread and the relays
+        // on the workers. (Accepting on a worker instead gained about 8%
+        // in new connections/s but cost 900 B more RSS per held connection.)
+        forward::run(opts, stop).await
     })?;
     tracing::info!(
         "relayed {}, refused {}",

@@ -797,7 +797,7 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
                 Ok(s) => Endpoint::TlsServer(Box::new(s)),
                 Err(e) => {
                     tracing::warn!("{e}");
-                    error_event(ctx, who, &e.to_string()).await;
+                    Box::pin(error_event(ctx, who, &e.to_string())).await;
                     return;
                 }
             }
@@ -813,23 +813,22 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         Err(errors) => {
             let why = format!("no target answered ({})", errors.join("; "));
             tracing::warn!("{who}: {why}; reset the client");
-            error_event(ctx, who, &why).await;
+            Box::pin(error_event(ctx, who, &why)).await;
             client.reset();
             return;
         }
     };
     tracing::info!("{who} -> {name}: relaying");
     if ctx.events.on() {
-        ctx.events
-            .emit(
-                "open",
-                &[
-                    ("id", id.to_string()),
-                    ("client", events::s(who)),
-                    ("target", events::s(&name)),
-                ],
-            )
-            .await;
+        Box::pin(ctx.events.emit(
+            "open",
+            &[
+                ("id", id.to_string()),
+                ("client", events::s(who)),
+                ("target", events::s(&name)),
+            ],
+        ))
+        .await;
     }
     let p = relay::pump(
         &mut client,
@@ -860,7 +859,7 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     let status = match target.child() {
         Some(c) => {
             let hurry = !matches!(p.end, End::Done);
-            c.finish(hurry).await
+            Box::pin(c.finish(hurry)).await
         }
         None => None,
     };
@@ -888,7 +887,7 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     if let Some(code) = status.and_then(|s| s.code()) {
         fields.push(("exit_code", code.to_string()));
     }
-    ctx.events.emit("close", &fields).await;
+    Box::pin(ctx.events.emit("close", &fields)).await;
 }
 
 /// `-v`'s line for a relay's end: bytes each way, duration, who closed.

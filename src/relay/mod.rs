@@ -9,10 +9,11 @@
 //!   both sockets;
 //! - backpressure both ways: a side that does not read stops the pump
 //!   reading the other, and nothing grows without bound;
-//! - when both ends are plain sockets (TCP or Unix), bytes go
+//! - when both ends are plain sockets (TCP or Unix), bulk goes
 //!   socket -> pipe -> socket with `splice(2)` (see `splice`), pipes taken
-//!   from a pool only while bytes move; otherwise through a userspace
-//!   buffer per direction.
+//!   from a pool only while bytes move, and small messages take one read
+//!   and one write through a stack buffer; otherwise bytes go through a
+//!   userspace buffer per direction.
 //!
 //! Files: `splice` (the zero-copy path and its pipe pool), [`child`] (a
 //! program per connection as an endpoint), [`proxy_header`] (the PROXY

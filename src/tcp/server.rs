@@ -218,31 +218,54 @@ fn admit(
     }
 }
 
-/// [`handle_peer`] for a Unix peer.
+/// [`handle_stream`] for a Unix peer.
 async fn handle_unix_peer(
     shared: &Arc<Shared>,
     stream: UnixStream,
     name: String,
 ) -> Result<(), PeerError> {
-    let o = &shared.opts;
-    match o.mode {
-        Mode::Echo if !o.text.line_mode() && o.frame.is_none() => {
-            echo_raw(stream, o.idle_timeout, &shared.shutdown).await
-        }
-        Mode::Echo | Mode::Upper => transform(shared, stream, true).await,
-        Mode::Hub | Mode::Chat => {
-            let (rd, wr) = stream.into_split();
-            room::peer(shared.clone(), PeerReader::Unix(rd), wr, name).await
-        }
-    }
+    handle_stream(
+        shared,
+        stream,
+        || name,
+        |s| {
+            let (rd, wr) = s.into_split();
+            (PeerReader::Unix(rd), wr)
+        },
+    )
+    .await
 }
 
-/// Dispatches a peer to its mode.
+/// Dispatches a TCP peer to its mode.
 async fn handle_peer(
     shared: &Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), PeerError> {
+    handle_stream(
+        shared,
+        stream,
+        || show_addr(peer),
+        |s| {
+            let (rd, wr) = s.into_split();
+            (PeerReader::Plain(rd), wr)
+        },
+    )
+    .await
+}
+
+/// Dispatches a plain peer (TCP or Unix) to its mode; `name` and `split`
+/// are used only by the room modes.
+async fn handle_stream<S, W>(
+    shared: &Arc<Shared>,
+    stream: S,
+    name: impl FnOnce() -> String,
+    split: impl FnOnce(S) -> (PeerReader, W),
+) -> Result<(), PeerError>
+where
+    S: TryIo + AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let o = &shared.opts;
     match o.mode {
         Mode::Echo if !o.text.line_mode() && o.frame.is_none() => {
@@ -250,8 +273,8 @@ async fn handle_peer(
         }
         Mode::Echo | Mode::Upper => transform(shared, stream, true).await,
         Mode::Hub | Mode::Chat => {
-            let (rd, wr) = stream.into_split();
-            room::peer(shared.clone(), PeerReader::Plain(rd), wr, show_addr(peer)).await
+            let (rd, wr) = split(stream);
+            room::peer(shared.clone(), rd, wr, name()).await
         }
     }
 }
