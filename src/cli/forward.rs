@@ -18,7 +18,7 @@ use super::Usage;
     "Examples:\n",
     "  sockit forward 8080 127.0.0.1:80                  put a port in front of another\n",
     "  sockit forward 9000 127.0.0.1:9001 127.0.0.1:9002 round robin over two\n",
-    "  sockit forward 2375 unix:/var/run/docker.sock     docker.sock over TCP\n",
+    "  sockit forward 127.0.0.1:2375 unix:/var/run/docker.sock  docker.sock over TCP (loopback only!)\n",
     "  sockit forward 8443 127.0.0.1:8080 --tls          TLS in front of a plain service\n",
     "  sockit forward 9000 tls:example.net:443           TLS to the target\n",
     "  sockit forward 7000 'exec:python3 server.py'      a program per connection (inetd)\n",
