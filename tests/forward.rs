@@ -424,23 +424,7 @@ fn a_target_that_accepts_and_never_reads_holds_the_client_back() {
     });
     let (fwd, addr) = forward(&[&target]);
     let c = connect(addr);
-    c.set_nonblocking(true).unwrap();
-    let chunk = vec![0u8; 1 << 16];
-    let mut sent = 0usize;
-    let mut stalled = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline && stalled < 50 {
-        match (&c).write(&chunk) {
-            Ok(n) => {
-                sent += n;
-                stalled = 0;
-            }
-            Err(_) => {
-                stalled += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
+    let sent = write_until_stalled(&c);
     assert!(
         sent < 128 << 20,
         "{sent} bytes taken for a target that reads nothing"

@@ -123,16 +123,8 @@ fn unix_path_in_a_folder_without_write_permission_is_one_sentence() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
     let path = format!("unix:{}/x.sock", locked.display());
     // Root writes anywhere: run as nobody then.
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
-        if !have_tool("setpriv") {
-            return;
-        }
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .arg(bin());
-        c
-    } else {
-        Command::new(bin())
+    let Some(mut cmd) = sockit_unprivileged() else {
+        return;
     };
     let out = cmd
         .args(["forward", &path, "exec:/bin/cat"])
@@ -461,23 +453,7 @@ fn children_that_exit_at_once_never_read_or_ignore_sigterm() {
     // buffering; the client's writes block, nothing grows.
     let p = forward("127.0.0.1:0", &["sh:sleep 30"]);
     let c = connect(p.listening());
-    c.set_nonblocking(true).unwrap();
-    let mut sent = 0usize;
-    let chunk = vec![0u8; 64 * 1024];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stalled = 0;
-    while Instant::now() < deadline && stalled < 50 {
-        match (&c).write(&chunk) {
-            Ok(n) => {
-                sent += n;
-                stalled = 0;
-            }
-            Err(_) => {
-                stalled += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
+    let sent = write_until_stalled(&c);
     assert!(
         sent < 64 << 20,
         "{sent} bytes went into a child that never reads"

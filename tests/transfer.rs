@@ -726,16 +726,8 @@ fn unreadable_folders_say_permission_denied() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     // Root reads every folder: serve as nobody then, when we are root.
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
-        if !have_tool("setpriv") {
-            return;
-        }
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .arg(bin());
-        c
-    } else {
-        Command::new(bin())
+    let Some(mut cmd) = sockit_unprivileged() else {
+        return;
     };
     cmd.args(["serve", s.root.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
     let server = util::spawn(&mut cmd, Stdio::null(), None);

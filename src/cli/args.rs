@@ -154,6 +154,7 @@ impl ClientSecArgs {
                 .zip(self.tls_client_key.clone()),
             known_hosts: None,
             handshake_timeout: self.handshake_timeout,
+            flags: sockit::tls::TrustFlags::CLIENT,
         })
     }
 }

@@ -127,6 +127,7 @@ impl ForwardCli {
             client_cert_key: t.target_cert.clone().zip(t.target_key.clone()),
             known_hosts: None,
             handshake_timeout: self.sec.handshake_timeout,
+            flags: sockit::tls::TrustFlags::TARGET,
         };
         opts.check().map_err(usage)?;
         opts.tls = self.sec.tls_config()?;

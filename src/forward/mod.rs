@@ -420,14 +420,11 @@ impl Acceptor {
             }
             Acceptor::Unix(l, b) => {
                 let (s, _) = l.accept().await?;
-                let cred = s.peer_cred().ok().map(|c| (c.pid(), c.uid()));
+                let cred = unix::peer_cred(&s);
                 Ok((
                     Endpoint::Unix(s),
                     Peer {
-                        name: match cred {
-                            Some((Some(pid), uid)) => format!("pid {pid} (uid {uid})"),
-                            _ => "a unix peer".into(),
-                        },
+                        name: unix::cred_name(cred),
                         addr: None,
                         cred,
                         local: b.addr.to_string(),
@@ -700,12 +697,7 @@ async fn connect_one(ctx: &Ctx, i: usize, peer: &Peer) -> Result<Endpoint, Strin
             };
             let s = crate::tls::connect_async(cfg, s, ctx.opts.handshake_timeout)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "failed the TLS handshake ({})",
-                        target_hints(&e.to_string())
-                    )
-                })?;
+                .map_err(|e| format!("failed the TLS handshake ({e})"))?;
             Ok(Endpoint::TlsClient(Box::new(s)))
         }
         TargetKind::Unix(a) => with_header(Endpoint::Unix(unix::connect(a, timeout).await?)).await,
@@ -729,21 +721,6 @@ async fn connect_one(ctx: &Ctx, i: usize, peer: &Peer) -> Result<Endpoint, Strin
         }
         TargetKind::Udp(..) => Err("is UDP; a stream relay cannot use it".into()),
     }
-}
-
-/// The trust hints name `tcp connect`'s flags; a relay's are `--target-…`.
-fn target_hints(msg: &str) -> String {
-    ["--tls-ca", "--pin", "--tofu", "--insecure"]
-        .iter()
-        .fold(msg.to_string(), |m, f| {
-            m.replace(
-                f,
-                &format!(
-                    "--target-{}",
-                    f.trim_start_matches("--").trim_start_matches("tls-")
-                ),
-            )
-        })
 }
 
 /// A TCP connection to every address `host` resolves to, in turn.

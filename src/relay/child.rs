@@ -125,8 +125,6 @@ pub struct ChildIo {
     kill: Option<tokio::sync::oneshot::Sender<()>>,
     /// The waiter: reaps the child and reports how it ended.
     waiter: Option<tokio::task::JoinHandle<io::Result<ExitStatus>>>,
-    /// Copies stderr, prefixed.
-    stderr_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts `p` for one connection.
@@ -164,10 +162,10 @@ pub fn spawn(p: &Program, env: &ConnEnv) -> io::Result<ChildIo> {
     else {
         return Err(io::Error::other("the child's pipes were not set up"));
     };
-    let stderr_task = stderr.map(|e| {
-        let who = env.peer.clone();
-        tokio::spawn(copy_stderr(e, who))
-    });
+    // Copies stderr, prefixed, until the child closes it (detached).
+    if let Some(e) = stderr {
+        tokio::spawn(copy_stderr(e, env.peer.clone()));
+    }
     let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
     let waiter = tokio::spawn(async move {
         tokio::select! {
@@ -194,7 +192,6 @@ pub fn spawn(p: &Program, env: &ConnEnv) -> io::Result<ChildIo> {
         pid,
         kill: Some(kill_tx),
         waiter: Some(waiter),
-        stderr_task,
     })
 }
 
@@ -242,25 +239,13 @@ impl ChildIo {
         if !hurry {
             if let Ok(r) = tokio::time::timeout(KILL_GRACE, &mut waiter).await {
                 self.kill = None;
-                return self.reaped(r);
+                return r.ok().and_then(|r| r.ok());
             }
         }
         if let Some(k) = self.kill.take() {
             let _ = k.send(());
         }
-        let r = waiter.await;
-        self.reaped(r)
-    }
-
-    fn reaped(
-        &mut self,
-        r: Result<io::Result<ExitStatus>, tokio::task::JoinError>,
-    ) -> Option<ExitStatus> {
-        if let Some(t) = self.stderr_task.take() {
-            // Whatever is left of stderr drains in the background.
-            drop(t);
-        }
-        r.ok().and_then(|r| r.ok())
+        waiter.await.ok().and_then(|r| r.ok())
     }
 }
 

@@ -92,29 +92,29 @@ mod tests {
 
     #[test]
     fn v1_lines() {
-        let s: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let s: SocketAddr = "127.0.0.2:5000".parse().unwrap();
         let d: SocketAddr = "127.0.0.1:80".parse().unwrap();
         assert_eq!(
             encode(Version::V1, Some((s, d))),
-            b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 80\r\n"
+            b"PROXY TCP4 127.0.0.2 127.0.0.1 5000 80\r\n"
         );
         let d6: SocketAddr = "[::1]:443".parse().unwrap();
         assert_eq!(
             encode(Version::V1, Some((s, d6))),
-            b"PROXY TCP6 ::ffff:192.0.2.1 ::1 5000 443\r\n"
+            b"PROXY TCP6 ::ffff:127.0.0.2 ::1 5000 443\r\n"
         );
         assert_eq!(encode(Version::V1, None), b"PROXY UNKNOWN\r\n");
     }
 
     #[test]
     fn v2_headers() {
-        let s: SocketAddr = "10.0.0.1:1234".parse().unwrap();
-        let d: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let s: SocketAddr = "127.0.0.3:1234".parse().unwrap();
+        let d: SocketAddr = "127.0.0.4:80".parse().unwrap();
         let h = encode(Version::V2, Some((s, d)));
         assert_eq!(&h[..12], &SIG);
         assert_eq!(&h[12..16], &[0x21, 0x11, 0, 12]);
-        assert_eq!(&h[16..20], &[10, 0, 0, 1]);
-        assert_eq!(&h[20..24], &[10, 0, 0, 2]);
+        assert_eq!(&h[16..20], &[127, 0, 0, 3]);
+        assert_eq!(&h[20..24], &[127, 0, 0, 4]);
         assert_eq!(&h[24..28], &[0x04, 0xd2, 0, 80]);
         let d6: SocketAddr = "[::1]:80".parse().unwrap();
         let h = encode(Version::V2, Some((s, d6)));

@@ -3,8 +3,9 @@
 //! Pipes are taken from a [`PipePool`] only while bytes move and given
 //! back once they are empty, so a relay that is idle holds no pipe and
 //! 10,000 quiet connections cost no more descriptors than their sockets.
-//! When no pipe can be had (the descriptor limit), one chunk goes through
-//! a userspace buffer instead; the relay never stalls on it.
+//! When no pipe can be had (the descriptor limit), a chunk takes the
+//! small-message path through a stack buffer instead; the relay never
+//! stalls on it.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -19,9 +20,6 @@ pub(crate) const SPLICE_CHUNK: usize = 1 << 20;
 
 /// Idle pipes kept for reuse.
 const POOL_IDLE: usize = 256;
-
-/// Buffer for the fallback copy when no pipe can be had.
-const FALLBACK_BUF: usize = 64 * 1024;
 
 /// A plain socket the pump can splice from and to.
 #[derive(Clone, Copy)]
@@ -229,17 +227,11 @@ pub(crate) async fn one_way(
         let pipe = match pool.take() {
             Ok(p) => p,
             Err(e) => {
+                // No pipe (the descriptor limit): this chunk takes the
+                // small path, and the next read tries splice again.
                 tracing::debug!("no pipe for splice ({e}); copying one chunk");
-                match Box::pin(copy_chunk(src, dst)).await? {
-                    0 => {
-                        dst.shutdown_write();
-                        return Ok(());
-                    }
-                    n => {
-                        moved(n);
-                        continue;
-                    }
-                }
+                bulk = false;
+                continue;
             }
         };
         let (pr, pw) = (pipe.r.as_raw_fd(), pipe.w.as_raw_fd());
@@ -349,42 +341,9 @@ async fn write_rest(dst: Sock<'_>, rest: &[u8]) -> Result<(), Fault> {
     Ok(())
 }
 
-/// One chunk through a userspace buffer, for when no pipe can be had.
-async fn copy_chunk(src: Sock<'_>, dst: Sock<'_>) -> Result<usize, Fault> {
-    let mut buf = vec![0u8; FALLBACK_BUF];
-    let n = loop {
-        src.ready(Interest::READABLE).await.map_err(Fault::Source)?;
-        match src.try_io(Interest::READABLE, || read_fd(src.fd(), &mut buf)) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Fault::Source(e)),
-        }
-    };
-    let mut off = 0;
-    while off < n {
-        dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
-        match dst.try_io(Interest::WRITABLE, || write_fd(dst.fd(), &buf[off..n])) {
-            Ok(m) => off += m,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Fault::Dest(e)),
-        }
-    }
-    Ok(n)
-}
-
 fn read_raw(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
     // SAFETY: the caller gives `len` writable bytes at `buf`.
     let n = unsafe { libc::read(fd, buf.cast(), len) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: reads into a buffer we own, on a descriptor held open.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -185,7 +185,7 @@ impl Sock {
                 .peer_addr()
                 .map(crate::net::show_addr)
                 .unwrap_or_else(|_| "the peer".into()),
-            Sock::Unix(s) => crate::unix::peer_name_std(s),
+            Sock::Unix(s) => crate::unix::peer_name(s),
         }
     }
 }

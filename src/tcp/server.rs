@@ -125,7 +125,7 @@ pub async fn serve(
         let (stream, peer) = match conn {
             Conn::Tcp(s, a) => (s, a),
             Conn::Unix(s, name) => {
-                let Some(permit) = admit(&sem, &mut summary, limit, &name) else {
+                let Some(permit) = admit(&sem, &mut summary, limit, || name.clone()) else {
                     continue;
                 };
                 summary.accepted += 1;
@@ -148,22 +148,9 @@ pub async fn serve(
             drop(stream);
             continue;
         }
-        let permit = match &sem {
-            Some(s) => match s.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    summary.refused += 1;
-                    tracing::warn!(
-                        "refused {}: already serving {} (--max-conns)",
-                        show_addr(peer),
-                        crate::text::counted(limit.unwrap_or(0) as u64, "peer", "peers")
-                    );
-                    crate::net::arm_reset(&stream);
-                    drop(stream);
-                    continue;
-                }
-            },
-            None => None,
+        let Some(permit) = admit(&sem, &mut summary, limit, || show_addr(peer)) else {
+            crate::net::arm_reset(&stream);
+            continue;
         };
         summary.accepted += 1;
         let _ = stream.set_nodelay(true);
@@ -196,13 +183,13 @@ pub async fn serve(
     Ok(summary)
 }
 
-/// A `--max-conns` slot for a Unix peer, or `None` when the server is full
-/// (the peer is closed).
+/// A `--max-conns` slot for a peer, or `None` when the server is full (the
+/// refusal is counted and logged; the caller closes the peer).
 fn admit(
     sem: &Option<Arc<Semaphore>>,
     summary: &mut ServeSummary,
     limit: Option<usize>,
-    name: &str,
+    name: impl FnOnce() -> String,
 ) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
     let Some(s) = sem else { return Some(None) };
     match s.clone().try_acquire_owned() {
@@ -210,7 +197,8 @@ fn admit(
         Err(_) => {
             summary.refused += 1;
             tracing::warn!(
-                "refused {name}: already serving {} (--max-conns)",
+                "refused {}: already serving {} (--max-conns)",
+                name(),
                 crate::text::counted(limit.unwrap_or(0) as u64, "peer", "peers")
             );
             None

@@ -204,6 +204,7 @@ mod tests {
         let mut roots = RootCertStore::empty();
         roots.add(ca.der().clone()).unwrap();
         Verifier {
+            flags: TrustFlags::CLIENT,
             policy: Policy::Verify {
                 webpki: Some(
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())

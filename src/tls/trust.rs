@@ -21,6 +21,41 @@ pub struct ClientTlsOptions {
     pub known_hosts: Option<PathBuf>,
     /// `--handshake-timeout`; zero means [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
+    /// The flags that messages tell the user to add.
+    pub flags: TrustFlags,
+}
+
+/// The names of the trust flags, for the hints in refusals: `tcp connect`
+/// says `--tofu`, while `forward`'s `tls:` targets say `--target-tofu`.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustFlags {
+    /// Trust on first use.
+    pub tofu: &'static str,
+    /// A pinned fingerprint.
+    pub pin: &'static str,
+    /// An extra CA.
+    pub ca: &'static str,
+}
+
+impl TrustFlags {
+    /// The client commands' flags.
+    pub const CLIENT: TrustFlags = TrustFlags {
+        tofu: "--tofu",
+        pin: "--pin",
+        ca: "--tls-ca",
+    };
+    /// `forward`'s flags for `tls:` targets.
+    pub const TARGET: TrustFlags = TrustFlags {
+        tofu: "--target-tofu",
+        pin: "--target-pin",
+        ca: "--target-ca",
+    };
+}
+
+impl Default for TrustFlags {
+    fn default() -> TrustFlags {
+        TrustFlags::CLIENT
+    }
 }
 
 impl ClientTlsOptions {
@@ -75,6 +110,8 @@ pub(crate) enum Policy {
 pub(crate) struct Verifier {
     /// What to check.
     pub(crate) policy: Policy,
+    /// Flag names for the hints.
+    pub(crate) flags: TrustFlags,
     /// The crypto provider for signatures.
     pub(crate) provider: Arc<CryptoProvider>,
     /// `host:port` as the user typed it: the known_hosts key.
@@ -102,8 +139,8 @@ impl Verifier {
             Ok(None) => {
                 if !tofu && !ask_tty(&self.key, fp) {
                     return Err(self.refuse(format!(
-                        "the server at {} presented an unknown self-signed certificate {fp}; nothing was sent; check the fingerprint with the server's owner, then add --tofu to trust and record it, or --pin {fp}",
-                        self.key
+                        "the server at {} presented an unknown self-signed certificate {fp}; nothing was sent; check the fingerprint with the server's owner, then add {} to trust and record it, or {} {fp}",
+                        self.key, self.flags.tofu, self.flags.pin
                     )));
                 }
                 record_host(known, &self.key, fp).map_err(|e| self.refuse(e.to_string()))?;
@@ -133,12 +170,14 @@ impl Verifier {
         match v.verify_server_cert(ee, &[], &name, &[], now) {
             // Its issuer is someone else: a CA-signed certificate whose CA
             // this machine does not trust. First use is not for those.
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => Some(
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                Some(format!(
                 "it is not self-signed but issued by an authority this machine does not trust, \
-                 so trust on first use does not apply; add --tls-ca FILE with that authority's \
-                 certificate"
-                    .into(),
-            ),
+                 so trust on first use does not apply; add {} FILE with that authority's \
+                 certificate",
+                self.flags.ca
+            ))
+            }
             Err(rustls::Error::InvalidCertificate(
                 e @ (CertificateError::Expired
                 | CertificateError::ExpiredContext { .. }
@@ -438,6 +477,7 @@ impl ClientTls {
         let verdict = Arc::new(Mutex::new(None));
         let verifier = Verifier {
             policy,
+            flags: opts.flags,
             provider: provider(),
             key: key.clone(),
             verdict: verdict.clone(),

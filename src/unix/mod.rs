@@ -253,21 +253,9 @@ pub fn connect_blocking(
     }
 }
 
-/// Who is on the other end of a Unix connection, from `SO_PEERCRED`.
-pub fn peer_name(s: &tokio::net::UnixStream) -> String {
-    match s.peer_cred() {
-        Ok(c) => match c.pid() {
-            Some(pid) => format!("pid {pid} (uid {})", c.uid()),
-            None => format!("a unix peer (uid {})", c.uid()),
-        },
-        Err(_) => "a unix peer".into(),
-    }
-}
-
-/// [`peer_name`] for a blocking socket.
-pub fn peer_name_std(s: &std::os::unix::net::UnixStream) -> String {
-    use std::os::fd::AsRawFd;
-    let mut cred: libc::ucred = libc::ucred {
+/// The peer's process and user id, from `SO_PEERCRED`.
+pub fn peer_cred(s: &impl std::os::fd::AsRawFd) -> Option<(Option<i32>, u32)> {
+    let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
         gid: 0,
@@ -283,11 +271,21 @@ pub fn peer_name_std(s: &std::os::unix::net::UnixStream) -> String {
             &mut len,
         )
     };
-    if rc == 0 && cred.pid > 0 {
-        format!("pid {} (uid {})", cred.pid, cred.uid)
-    } else {
-        "a unix peer".into()
+    (rc == 0).then_some(((cred.pid > 0).then_some(cred.pid), cred.uid))
+}
+
+/// A Unix peer as messages show it: `pid N (uid U)`.
+pub fn cred_name(cred: Option<(Option<i32>, u32)>) -> String {
+    match cred {
+        Some((Some(pid), uid)) => format!("pid {pid} (uid {uid})"),
+        Some((None, uid)) => format!("a unix peer (uid {uid})"),
+        None => "a unix peer".into(),
     }
+}
+
+/// Who is on the other end of a Unix connection (blocking or tokio).
+pub fn peer_name(s: &impl std::os::fd::AsRawFd) -> String {
+    cred_name(peer_cred(s))
 }
 
 /// `unix connect PATH`: joins the connection to stdin and stdout, as
@@ -332,7 +330,7 @@ pub fn listen_cmd(
                 Err(e) => return Err(TcpError::Listener(describe(&e))),
             }
         };
-        tracing::info!("connection from {}", peer_name_std(&s));
+        tracing::info!("connection from {}", peer_name(&s));
         // One peer: stop listening, and the socket file goes.
         drop(bound);
         return crate::tcp::run_plain(

@@ -114,6 +114,46 @@ pub struct Proc {
     pub stdin: Option<ChildStdin>,
 }
 
+/// Writes to `c` (switched to non-blocking) until the peer stops taking
+/// bytes (0.5 s without progress) or 10 s pass; returns how many it took.
+pub fn write_until_stalled(c: &TcpStream) -> usize {
+    c.set_nonblocking(true).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    let mut stalled = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && stalled < 50 {
+        match (&*c).write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                stalled = 0;
+            }
+            Err(_) => {
+                stalled += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    sent
+}
+
+/// A command that runs `sockit` as nobody when the tests run as root (root
+/// ignores file permissions); `None` when that needs setpriv and it is
+/// missing (the test is skipped).
+pub fn sockit_unprivileged() -> Option<Command> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(Command::new(bin()));
+    }
+    if !have_tool("setpriv") {
+        return None;
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(bin());
+    Some(c)
+}
+
 /// A test that fails part-way must not leave its servers running.
 impl Drop for Proc {
     fn drop(&mut self) {
