@@ -763,20 +763,15 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     let who = &peer.name;
     let mut client = match (client, &ctx.opts.tls) {
         (Endpoint::Tcp(s), Some(tls)) => {
-            let addr = peer
-                .addr
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            // Boxed, and the stream boxed inside: a TLS stream is 1.2 KiB,
+            // and every relay's task would otherwise carry room for one.
             let r = tokio::select! {
-                r = Box::pin(crate::tls::accept_async(tls, s, addr, ctx.opts.handshake_timeout)) => r,
+                r = Box::pin(tls_accept(ctx, tls, s, &peer)) => r,
                 _ = ctx.stop.cancelled() => return,
             };
             match r {
-                Ok(s) => Endpoint::TlsServer(Box::new(s)),
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    Box::pin(error_event(ctx, who, &e.to_string())).await;
-                    return;
-                }
+                Some(e) => e,
+                None => return,
             }
         }
         (c, _) => c,
@@ -865,6 +860,21 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         fields.push(("exit_code", code.to_string()));
     }
     Box::pin(ctx.events.emit("close", &fields)).await;
+}
+
+/// The TLS handshake with a client; a failure is logged and reported.
+async fn tls_accept(ctx: &Ctx, tls: &ServerTls, s: TcpStream, peer: &Peer) -> Option<Endpoint> {
+    let addr = peer
+        .addr
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    match crate::tls::accept_async(tls, s, addr, ctx.opts.handshake_timeout).await {
+        Ok(s) => Some(Endpoint::TlsServer(Box::new(s))),
+        Err(e) => {
+            tracing::warn!("{e}");
+            error_event(ctx, &peer.name, &e.to_string()).await;
+            None
+        }
+    }
 }
 
 /// `-v`'s line for a relay's end: bytes each way, duration, who closed.
@@ -962,5 +972,42 @@ mod tests {
         assert!(o.check().is_ok());
         o.access.allow.push("127.0.0.0/8".parse().unwrap());
         assert!(o.check().is_err());
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A relay's task is allocated at its largest state for as long as the
+    /// connection lives: a TLS stream or a connect future kept inline once
+    /// made it 2 KiB.
+    #[tokio::test]
+    async fn a_relay_task_stays_small() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let opts = ForwardOptions::new(
+            parse_listen("127.0.0.1:0").unwrap(),
+            vec![parse_target("127.0.0.1:1").unwrap()],
+        );
+        let ctx = Ctx::new(
+            opts,
+            vec![None],
+            Events::default(),
+            CancellationToken::new(),
+        );
+        let peer = Peer {
+            name: String::new(),
+            addr: None,
+            cred: None,
+            local: String::new(),
+            local_addr: None,
+        };
+        let f = relay(Endpoint::Tcp(a), peer, &ctx, 1);
+        assert!(
+            std::mem::size_of_val(&f) <= 1024,
+            "relay: {}",
+            std::mem::size_of_val(&f)
+        );
     }
 }

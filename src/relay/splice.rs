@@ -38,11 +38,20 @@ impl Sock<'_> {
         }
     }
 
+    /// Waits until the socket is readable, or writable with
+    /// `Interest::WRITABLE`. This goes through the socket's own reader and
+    /// writer waker slots, so the future holds no waiter node (168 bytes
+    /// less in every direction of every relay); a pump waits on at most
+    /// one read and one write per socket, from one task.
     async fn ready(self, i: Interest) -> io::Result<()> {
-        match self {
-            Sock::Tcp(s) => s.ready(i).await.map(|_| ()),
-            Sock::Unix(s) => s.ready(i).await.map(|_| ()),
-        }
+        let write = i.is_writable();
+        std::future::poll_fn(|cx| match (self, write) {
+            (Sock::Tcp(s), false) => s.poll_read_ready(cx),
+            (Sock::Tcp(s), true) => s.poll_write_ready(cx),
+            (Sock::Unix(s), false) => s.poll_read_ready(cx),
+            (Sock::Unix(s), true) => s.poll_write_ready(cx),
+        })
+        .await
     }
 
     fn try_io<R>(self, i: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
@@ -218,7 +227,16 @@ pub(crate) async fn one_way(
                 }
                 Small::Partial(rest, n) => {
                     moved(n);
-                    write_rest(dst, &rest).await?;
+                    // What the destination did not take, once it has room.
+                    let mut off = 0;
+                    while off < rest.len() {
+                        dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
+                        match dst.try_io(Interest::WRITABLE, || write_fd(dfd, &rest[off..])) {
+                            Ok(m) => off += m,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                            Err(e) => return Err(Fault::Dest(e)),
+                        }
+                    }
                     bulk = n == SMALL_BUF;
                     continue;
                 }
@@ -325,20 +343,6 @@ fn small_once(src: Sock<'_>, dst: Sock<'_>) -> Result<Small, Fault> {
         }
     }
     Ok(Small::Moved(n, n == SMALL_BUF))
-}
-
-/// Writes what a small write left over, waiting for room.
-async fn write_rest(dst: Sock<'_>, rest: &[u8]) -> Result<(), Fault> {
-    let mut off = 0;
-    while off < rest.len() {
-        dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
-        match dst.try_io(Interest::WRITABLE, || write_fd(dst.fd(), &rest[off..])) {
-            Ok(m) => off += m,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Fault::Dest(e)),
-        }
-    }
-    Ok(())
 }
 
 fn read_raw(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
