@@ -18,7 +18,7 @@ mod events;
 mod udp;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -392,7 +392,7 @@ struct Peer {
 enum Acceptor {
     /// The listener, and whether each client's local address is needed.
     Tcp(TcpListener, bool),
-    Unix(UnixListener, unix::BoundUnix),
+    Unix(UnixListener, Arc<unix::BoundUnix>),
 }
 
 impl Acceptor {
@@ -445,6 +445,11 @@ struct Ctx {
     pipes: PipePool,
     events: Events,
     stop: CancellationToken,
+    /// `--max-conns`, shared by every accept loop.
+    slots: Arc<Semaphore>,
+    /// Clients relayed so far (each one's id), and clients turned away.
+    relayed: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// Binds, announces `listening on`, and relays until `stop` is cancelled.
@@ -476,22 +481,19 @@ async fn run_stream(
 ) -> Result<ForwardSummary, ForwardError> {
     let listener_err = |e: std::io::Error| ForwardError::Listener(describe(&e));
     let target_tls = target_configs(&opts)?;
-    let acceptor = match &opts.listen {
+    let bound = match &opts.listen {
         Listen::Tcp(bind) => {
             let l = net::bind_tcp(bind, opts.family)?;
             let local = l.local_addr().map_err(listener_err)?;
             l.set_nonblocking(true).map_err(listener_err)?;
-            let l = TcpListener::from_std(l).map_err(listener_err)?;
             net::announce_listening(local);
-            Acceptor::Tcp(l, opts.wants_local())
+            Bound::Tcp(l, opts.wants_local())
         }
         Listen::Unix(addr) => {
             let b = unix::bind(addr)?;
-            let std_l = b.listener.try_clone().map_err(listener_err)?;
-            std_l.set_nonblocking(true).map_err(listener_err)?;
-            let l = UnixListener::from_std(std_l).map_err(listener_err)?;
+            b.listener.set_nonblocking(true).map_err(listener_err)?;
             eprintln!("listening on {}", b.addr);
-            Acceptor::Unix(l, b)
+            Bound::Unix(Arc::new(b))
         }
         Listen::Udp(_) => {
             return Err(ForwardError::Usage(
@@ -502,7 +504,75 @@ async fn run_stream(
     if let Some(t) = &opts.tls {
         eprintln!("{}", t.banner);
     }
-    serve(acceptor, Arc::new(Ctx::new(opts, target_tls, events, stop))).await
+    let loops = if opts.once { 1 } else { accept_loops() };
+    let ctx = Arc::new(Ctx::new(opts, target_tls, events, stop));
+    // One accept loop per core, each on a runtime of its own thread: a
+    // relay lives on the thread that accepted it, so its wake-ups never
+    // cross threads. All loops share one listening socket; the kernel
+    // hands each connection to one of them.
+    let mut others = Vec::with_capacity(loops - 1);
+    for i in 1..loops {
+        let (b, c) = (bound.try_clone().map_err(listener_err)?, ctx.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("sockit-relay-{i}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move { serve(b.acceptor()?, c).await })
+            });
+        match spawned {
+            Ok(h) => others.push(h),
+            // Fewer loops still relay; one is enough.
+            Err(e) => tracing::debug!("could not start accept loop {i} ({e})"),
+        }
+    }
+    let acceptor = bound.acceptor().map_err(listener_err)?;
+    let first = serve(acceptor, ctx.clone()).await;
+    for h in others {
+        let joined = tokio::task::spawn_blocking(move || h.join()).await;
+        if let Ok(Ok(Err(e))) = joined {
+            tracing::warn!("an accept loop failed ({})", describe(&e));
+        }
+    }
+    first.map_err(listener_err)?;
+    Ok(ctx.summary())
+}
+
+/// How many accept loops a stream relay runs: one per core it may use.
+fn accept_loops() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_LOOPS)
+}
+
+/// Most accept loops, however many cores there are.
+const MAX_LOOPS: usize = 16;
+
+/// A bound listener, before a runtime takes it.
+enum Bound {
+    Tcp(std::net::TcpListener, bool),
+    Unix(Arc<unix::BoundUnix>),
+}
+
+impl Bound {
+    fn try_clone(&self) -> std::io::Result<Bound> {
+        Ok(match self {
+            Bound::Tcp(l, w) => Bound::Tcp(l.try_clone()?, *w),
+            Bound::Unix(b) => Bound::Unix(b.clone()),
+        })
+    }
+
+    /// The listener on the current runtime.
+    fn acceptor(self) -> std::io::Result<Acceptor> {
+        Ok(match self {
+            Bound::Tcp(l, w) => Acceptor::Tcp(TcpListener::from_std(l)?, w),
+            Bound::Unix(b) => {
+                let l = UnixListener::from_std(b.listener.try_clone()?)?;
+                Acceptor::Unix(l, b)
+            }
+        })
+    }
 }
 
 /// Relays clients of a TCP listener the caller bound (the demo, tests of
@@ -521,8 +591,11 @@ pub async fn serve_tcp(
     listener.set_nonblocking(true).map_err(listener_err)?;
     let l = TcpListener::from_std(listener).map_err(listener_err)?;
     let want = opts.wants_local();
-    let ctx = Ctx::new(opts, target_tls, Events::default(), stop);
-    serve(Acceptor::Tcp(l, want), Arc::new(ctx)).await
+    let ctx = Arc::new(Ctx::new(opts, target_tls, Events::default(), stop));
+    serve(Acceptor::Tcp(l, want), ctx.clone())
+        .await
+        .map_err(listener_err)?;
+    Ok(ctx.summary())
 }
 
 /// A client configuration per `tls:` target (same index), built before
@@ -546,21 +619,30 @@ impl Ctx {
         stop: CancellationToken,
     ) -> Ctx {
         Ctx {
+            slots: Arc::new(Semaphore::new(opts.max_conns.max(1))),
             opts,
             target_tls,
             next: AtomicUsize::new(0),
             pipes: PipePool::new(),
             events,
             stop,
+            relayed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn summary(&self) -> ForwardSummary {
+        ForwardSummary {
+            relayed: self.relayed.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 }
 
-/// The accept loop, on a bound listener.
-async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> Result<ForwardSummary, ForwardError> {
-    let slots = Arc::new(Semaphore::new(ctx.opts.max_conns.max(1)));
+/// An accept loop, on a bound listener; ends when `stop` is cancelled
+/// (or, with `once`, after one client), once its relays have ended.
+async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
-    let mut summary = ForwardSummary::default();
     let stop = ctx.stop.clone();
     loop {
         let accepted = tokio::select! {
@@ -582,15 +664,15 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> Result<ForwardSummary, Forw
         };
         if let Some(a) = peer.addr {
             if let Err(why) = ctx.opts.access.check(a.ip()) {
-                summary.refused += 1;
+                ctx.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("refused {}: {why}", peer.name);
                 refused(&ctx, &peer, &why.to_string()).await;
                 client.reset();
                 continue;
             }
         }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            summary.refused += 1;
+        let Ok(permit) = ctx.slots.clone().try_acquire_owned() else {
+            ctx.refused.fetch_add(1, Ordering::Relaxed);
             let why = format!(
                 "already relaying {} (--max-conns)",
                 crate::text::counted(ctx.opts.max_conns as u64, "connection", "connections")
@@ -600,9 +682,8 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> Result<ForwardSummary, Forw
             client.reset();
             continue;
         };
-        summary.relayed += 1;
+        let id = ctx.relayed.fetch_add(1, Ordering::Relaxed) + 1;
         let ctx2 = ctx.clone();
-        let id = summary.relayed;
         let fut = async move {
             let _permit = permit;
             relay(client, peer, &ctx2, id).await;
@@ -615,7 +696,7 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> Result<ForwardSummary, Forw
     drop(acceptor);
     tracker.close();
     tracker.wait().await;
-    Ok(summary)
+    Ok(())
 }
 
 async fn refused(ctx: &Ctx, peer: &Peer, why: &str) {
