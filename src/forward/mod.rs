@@ -519,7 +519,7 @@ async fn run_stream(
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                rt.block_on(async move { serve(b.acceptor()?, c).await })
+                rt.block_on(serve_task(b, c))
             });
         match spawned {
             Ok(h) => others.push(h),
@@ -527,8 +527,7 @@ async fn run_stream(
             Err(e) => tracing::debug!("could not start accept loop {i} ({e})"),
         }
     }
-    let acceptor = bound.acceptor().map_err(listener_err)?;
-    let first = serve(acceptor, ctx.clone()).await;
+    let first = serve_task(bound, ctx.clone()).await;
     for h in others {
         let joined = tokio::task::spawn_blocking(move || h.join()).await;
         if let Ok(Ok(Err(e))) = joined {
@@ -537,6 +536,14 @@ async fn run_stream(
     }
     first.map_err(listener_err)?;
     Ok(ctx.summary())
+}
+
+/// An accept loop as a task of the current runtime: woken by the
+/// listener like any task (a `block_on` future is woken through the
+/// runtime's eventfd, one more syscall per wake).
+async fn serve_task(bound: Bound, ctx: Arc<Ctx>) -> std::io::Result<()> {
+    let task = tokio::spawn(async move { serve(bound.acceptor()?, ctx).await });
+    task.await.map_err(std::io::Error::other)?
 }
 
 /// How many accept loops a stream relay runs: one per core it may use.
@@ -909,6 +916,9 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     if tracing::enabled!(tracing::Level::INFO) {
         log_end(who, &name, &p, first, &detail, ctx.opts.idle_timeout);
     }
+    // Closed now, not after the events below: the pump leaves the last
+    // FIN to this close.
+    drop(client);
     let status = match target.child() {
         Some(c) => {
             let hurry = !matches!(p.end, End::Done);
@@ -916,6 +926,7 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         }
         None => None,
     };
+    drop(target);
     if let Some(st) = status {
         if !st.success() {
             tracing::info!("{who} -> {name}: the program ended with {st}");

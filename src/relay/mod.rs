@@ -217,6 +217,9 @@ impl Meter {
 
 /// Moves bytes between `a` and `b` until both directions have ended, one
 /// side fails, nothing moves for `idle`, or `stop` is cancelled.
+///
+/// Between two plain sockets the direction that ends last leaves its FIN
+/// to the close: drop both endpoints as soon as this returns.
 pub async fn pump(
     a: &mut Endpoint,
     b: &mut Endpoint,
@@ -296,6 +299,13 @@ async fn splice_one(
 ) -> Result<(), (Side, io::Error)> {
     match splice::one_way(from, to, pipes, |n| meter.moved(side, n)).await {
         Ok(()) => {
+            // Pass the end of stream on. When the other way has already
+            // ended, the close that follows sends this FIN (both receive
+            // queues are empty, so it is a FIN, not a reset): one syscall
+            // less per connection.
+            if meter.first_eof.load(Ordering::Relaxed) == 0 {
+                to.shutdown_write();
+            }
             meter.eof(side);
             Ok(())
         }

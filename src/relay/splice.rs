@@ -195,7 +195,7 @@ pub(crate) enum Fault {
     Dest(io::Error),
 }
 
-/// Moves one direction until the source ends, then sends a FIN on `dst`.
+/// Moves one direction until the source ends (the caller passes the FIN on).
 /// Backpressure is the kernel's: a destination that does not read leaves
 /// bytes in the pipe, and the source is not read again until they have
 /// gone out. `moved` is called with each chunk's size.
@@ -216,10 +216,7 @@ pub(crate) async fn one_way(
         if !bulk {
             match small_once(src, dst)? {
                 Small::WouldBlock => continue,
-                Small::Eof => {
-                    dst.shutdown_write();
-                    return Ok(());
-                }
+                Small::Eof => return Ok(()),
                 Small::Moved(n, full) => {
                     moved(n);
                     bulk = full;
@@ -274,7 +271,6 @@ pub(crate) async fn one_way(
         };
         if n == 0 {
             pool.give(pipe);
-            dst.shutdown_write();
             return Ok(());
         }
         moved(n);
