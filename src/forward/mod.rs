@@ -840,10 +840,30 @@ async fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStre
         }
         Err(last)
     };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("timed out after {} s", timeout.as_secs_f64())),
+    match lazy_timeout(timeout, attempt).await {
+        Some(r) => r,
+        None => Err(format!("timed out after {} s", timeout.as_secs_f64())),
     }
+}
+
+/// `fut` within `limit`, arming the timer only when `fut` is not done by
+/// the second turn of the event loop. A connect on loopback is done by
+/// then, and a timer set on an idle runtime wakes it through its eventfd:
+/// one more syscall, and a wake-up, for every relayed connection.
+async fn lazy_timeout<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    use std::task::Poll;
+    let start = Instant::now();
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..2 {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(v) = polled {
+            return Some(v);
+        }
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(limit.saturating_sub(start.elapsed()), fut)
+        .await
+        .ok()
 }
 
 /// Relays one client to a target until both directions have ended.
