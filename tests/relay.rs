@@ -321,6 +321,92 @@ fn openssl_s_server_behind_a_tls_target_with_the_client_trust_model() {
     p.kill();
     let _ = server.kill();
     let _ = server.wait();
+    // A server that wants a client certificate: without one the log names
+    // forward's own flags; with --target-cert/--target-key it answers.
+    sh("openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=sockit-client");
+    sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client-v1.pem -days 2");
+    sh("printf 'extendedKeyUsage=clientAuth\\n' > cext && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile cext");
+    let port = free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "leaf.pem",
+            "-key",
+            "leaf.key",
+            "-Verify",
+            "1",
+            "-CAfile",
+            "ca.pem",
+            "-rev",
+            "-quiet",
+        ])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_tcp_listening(port);
+    let target = format!("tls:127.0.0.1:{port}");
+    let p = forward(
+        "127.0.0.1:0",
+        &[&target, "--target-ca", ca.to_str().unwrap()],
+    );
+    let mut c = connect(p.listening());
+    let _ = c.write_all(b"stressed\n");
+    let r = c.read(&mut [0u8; 8]);
+    assert!(r.is_err() || r.unwrap() == 0);
+    let said = p.stderr.wait_for("--target-cert and --target-key");
+    assert!(!said.contains("--tls-client-cert"), "{said}");
+    p.kill();
+    let (cert, key) = (d.join("client.pem"), d.join("client.key"));
+    // An X.509 v1 certificate (openssl x509 -req without extensions) is
+    // refused before anything listens, in words, not as a key mismatch.
+    let v1 = d.join("client-v1.pem");
+    let out = util::run(
+        &[
+            "forward",
+            "127.0.0.1:0",
+            &target,
+            "--target-cert",
+            v1.to_str().unwrap(),
+            "--target-key",
+            key.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.code(), 1);
+    let err = &out.stderr;
+    assert!(
+        err.contains("X.509 version 1") && !err.contains("do not match"),
+        "{err}"
+    );
+    let p = forward(
+        "127.0.0.1:0",
+        &[
+            &target,
+            "--target-ca",
+            ca.to_str().unwrap(),
+            "--target-cert",
+            cert.to_str().unwrap(),
+            "--target-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let mut c = connect(p.listening());
+    c.write_all(b"stressed\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(c.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "desserts\n");
+    drop(c);
+    p.kill();
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[test]

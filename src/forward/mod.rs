@@ -928,7 +928,18 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         End::Done => ("closed", String::new()),
         End::Failed(side, e) => {
             let whose = if *side == Side::A { "client" } else { "target" };
-            ("reset", format!("{whose}: {}", describe(e)))
+            // A TLS target that wants a client certificate says so at the
+            // first read, after the handshake.
+            let why = match (&target, side) {
+                (Endpoint::TlsClient(_), Side::B) => {
+                    crate::tls::cert_refusal(e, crate::tls::TrustFlags::TARGET.cert)
+                }
+                _ => None,
+            };
+            (
+                "reset",
+                format!("{whose}: {}", why.unwrap_or_else(|| describe(e))),
+            )
         }
         End::Idle => ("idle", String::new()),
         End::Stopped => ("stopped", String::new()),

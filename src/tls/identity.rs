@@ -39,6 +39,21 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), TlsError> {
         })
 }
 
+/// Why a certificate and key were not taken as an identity: a key that
+/// belongs to another certificate, or a certificate rustls cannot use
+/// (an X.509 v1 certificate, say). `what` names the certificate, `key`
+/// its key, as the flags do.
+pub(crate) fn identity_problem(what: &str, key: &str, e: &rustls::Error) -> TlsError {
+    use rustls::{CertificateError as C, Error as E};
+    TlsError::Config(match e {
+        E::InconsistentKeys(_) => format!("{what} and its {key} do not match"),
+        E::InvalidCertificate(C::Other(o)) if format!("{o:?}").contains("UnsupportedCertVersion") => format!(
+            "{what} is X.509 version 1, which TLS libraries refuse; reissue it with extensions (openssl x509 -req ... -extfile)"
+        ),
+        _ => format!("{what} cannot be used with its {key} ({e})"),
+    })
+}
+
 /// A PEM reading error in words.
 pub(crate) fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error as E;
@@ -258,11 +273,9 @@ impl ServerTls {
             }
             None => builder.with_no_client_auth(),
         };
-        let config = builder.with_single_cert(id.certs, id.key).map_err(|e| {
-            TlsError::Config(format!(
-                "the certificate and key do not make an identity ({e})"
-            ))
-        })?;
+        let config = builder
+            .with_single_cert(id.certs, id.key)
+            .map_err(|e| identity_problem("the certificate", "key", &e))?;
         let kind = if id.self_signed {
             "self-signed, kept in"
         } else {

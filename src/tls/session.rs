@@ -11,6 +11,11 @@ pub(crate) fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
 
 /// Maps a handshake I/O error to a [`TlsError`].
 pub fn handshake_error(peer: &str, e: &io::Error) -> TlsError {
+    handshake_error_naming(peer, e, TrustFlags::CLIENT.cert)
+}
+
+/// As [`handshake_error`], a refused certificate's hint naming `cert_flags`.
+pub(crate) fn handshake_error_naming(peer: &str, e: &io::Error, cert_flags: &str) -> TlsError {
     let not_tls = matches!(
         e.kind(),
         io::ErrorKind::UnexpectedEof
@@ -29,9 +34,7 @@ pub fn handshake_error(peer: &str, e: &io::Error) -> TlsError {
         Some(rustls::Error::AlertReceived(a)) => {
             let a = format!("{a:?}");
             if a.contains("Certificate") {
-                format!(
-                    "the server refused our certificate or wants one: {a}; see --tls-client-cert"
-                )
+                format!("the server refused our certificate or wants one: {a}; see {cert_flags}")
             } else {
                 format!("the peer sent the alert {a}")
             }
@@ -109,17 +112,25 @@ pub(crate) fn eof_ok(r: io::Result<usize>) -> io::Result<usize> {
 /// Puts the alerts a server sends after a TLS 1.3 handshake into words: a
 /// missing or refused client certificate only shows up at the first read.
 pub(crate) fn after_handshake(e: io::Error) -> io::Error {
+    match cert_refusal(&e, TrustFlags::CLIENT.cert) {
+        Some(why) => io::Error::other(why),
+        None => e,
+    }
+}
+
+/// A server's refusal of our client certificate (or of its absence) in
+/// words, the hint naming `cert_flags`; `None` for any other error.
+pub(crate) fn cert_refusal(e: &io::Error, cert_flags: &str) -> Option<String> {
     use rustls::AlertDescription as A;
-    let why = match rustls_error(&e) {
-        Some(rustls::Error::AlertReceived(A::CertificateRequired)) => {
-            "the server requires a client certificate; add --tls-client-cert and --tls-client-key"
-        }
+    match rustls_error(e) {
+        Some(rustls::Error::AlertReceived(A::CertificateRequired)) => Some(format!(
+            "the server requires a client certificate; add {cert_flags}"
+        )),
         Some(rustls::Error::AlertReceived(
             A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied,
-        )) => "the server refused our client certificate",
-        _ => return e,
-    };
-    io::Error::other(why)
+        )) => Some("the server refused our client certificate".into()),
+        _ => None,
+    }
 }
 
 impl Read for Stream {

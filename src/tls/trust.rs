@@ -35,6 +35,8 @@ pub struct TrustFlags {
     pub pin: &'static str,
     /// An extra CA.
     pub ca: &'static str,
+    /// The client certificate and its key.
+    pub cert: &'static str,
 }
 
 impl TrustFlags {
@@ -43,12 +45,14 @@ impl TrustFlags {
         tofu: "--tofu",
         pin: "--pin",
         ca: "--tls-ca",
+        cert: "--tls-client-cert and --tls-client-key",
     };
     /// `forward`'s flags for `tls:` targets.
     pub const TARGET: TrustFlags = TrustFlags {
         tofu: "--target-tofu",
         pin: "--target-pin",
         ca: "--target-ca",
+        cert: "--target-cert and --target-key",
     };
 }
 
@@ -414,6 +418,8 @@ pub struct ClientTls {
     pub(crate) verdict: Arc<Mutex<Option<String>>>,
     /// `host:port` as the user typed it.
     pub(crate) key: String,
+    /// The flags hints name.
+    pub(crate) flags: TrustFlags,
 }
 
 impl ClientTls {
@@ -490,9 +496,7 @@ impl ClientTls {
         let config = match &opts.client_cert_key {
             Some((c, k)) => builder
                 .with_client_auth_cert(load_certs(c)?, load_key(k)?)
-                .map_err(|e| {
-                    TlsError::Config(format!("the client certificate and key do not match ({e})"))
-                })?,
+                .map_err(|e| identity_problem("the client certificate", "key", &e))?,
             None => builder.with_no_client_auth(),
         };
         let sni = host
@@ -506,6 +510,7 @@ impl ClientTls {
             name,
             verdict,
             key,
+            flags: opts.flags,
         })
     }
 
@@ -524,6 +529,6 @@ impl ClientTls {
         if let Some(v) = self.verdict.lock().ok().and_then(|mut v| v.take()) {
             return TlsError::Untrusted(v);
         }
-        handshake_error(&self.key, e)
+        handshake_error_naming(&self.key, e, self.flags.cert)
     }
 }
