@@ -16,8 +16,8 @@
 //! | [`tcp`] | `tcp connect` and `tcp listen`: [`tcp::pipe`] (one full-duplex session), [`tcp::server`] (accepts and dispatches many peers: hub, echo, upper, chat), `room` (member tasks), `shared` (modes, options, shared state, below server and room), `members` (the member table), [`tcp::wire`] (lines or frames) |
 //! | [`udp`] | `udp send` and `udp listen`: echo, upper, truncation via `MSG_TRUNC`, broadcast, multicast; [`udp::batch`] wraps `recvmmsg`/`sendmmsg` |
 //! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
-//! | [`relay`] | the one duplex pump over endpoints (TCP, Unix, TLS either side, a child process): half-close, reset and backpressure rules, `splice(2)` with a pipe pool between plain sockets; `child` (a program per connection), `proxy_header` (PROXY v1/v2, pure) |
-//! | [`forward`] | `forward LISTEN TARGET…`: spellings, the stream relay (round robin, targets skipped while down, `--tls`, `tls:`, `exec:`, `--proxy-protocol`) through [`relay`]; `udp` (session table, `recvmmsg`); `events` (`--json`) |
+//! | [`relay`] | the one duplex pump over endpoints (TCP, Unix, TLS either side, a child process): half-close, reset and backpressure rules, `splice(2)` with a pipe pool between plain sockets; `child` (a program per connection), `proxy_header` (PROXY v1/v2, pure), `fault` (the faults a connection or UDP session suffers, parsed and seeded, pure; applied as a stage of the userspace copy) |
+//! | [`forward`] | `forward LISTEN TARGET…`: spellings, the stream relay (one accept loop per core, round robin, targets skipped while down, `--tls`, `tls:`, `exec:`, `--proxy-protocol`, faults) through [`relay`]; `udp` (session table, `recvmmsg`); `events` (`--json`) |
 //! | [`unix`] | Unix socket addresses (`PATH`, `@abstract`), binding with the stale-socket rule, connecting |
 //! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |
 //! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |

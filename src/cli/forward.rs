@@ -24,6 +24,8 @@ use super::Usage;
     "  sockit forward 7000 'exec:python3 server.py'      a program per connection (inetd)\n",
     "  sockit forward unix:/tmp/echo.sock sh:'tr a-z A-Z'\n",
     "  sockit forward udp:5353 udp:127.0.0.1:53          a UDP forward (DNS)\n",
+    "  sockit forward 8080 127.0.0.1:80 --delay 50ms --rate 1M   a slow link\n",
+    "  sockit forward 7000 127.0.0.1:7001 --slice 1 --slice-delay 1ms   sticky packets made visible\n",
     "\n",
     "A program run by exec: or sh: gets SOCKIT_PROTO, SOCKIT_PEER, SOCKIT_PEER_ADDR,\n",
     "SOCKIT_PEER_PORT (or SOCKIT_PEER_PID and SOCKIT_PEER_UID on a Unix listener),\n",
@@ -66,6 +68,84 @@ pub(crate) struct ForwardCli {
     sec: ServerSecArgs,
     #[command(flatten)]
     target_tls: TargetTlsArgs,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Faults to inject (toxiproxy's toxics). Each value may start with up:
+/// (client to target) or down: (target to client); without one it applies
+/// both ways. Repeat an option to set the two ways apart.
+#[derive(Args)]
+#[command(next_help_heading = "Faults (each value may start with up: or down:)")]
+pub(crate) struct FaultArgs {
+    /// Hold each chunk back DUR (50ms, 1.5s, 200us), give or take JITTER.
+    #[arg(long, value_name = "DUR[:JITTER]")]
+    delay: Vec<String>,
+    /// Cap the bandwidth at BYTES per second (K/M/G are powers of 1000).
+    #[arg(long, value_name = "BYTES")]
+    rate: Vec<String>,
+    /// Write in pieces of MIN to MAX bytes (--slice 1 shows TCP's "sticky packets" byte by byte).
+    #[arg(long, value_name = "MIN[:MAX]")]
+    slice: Vec<String>,
+    /// Pause DUR between the pieces of --slice.
+    #[arg(long, value_name = "DUR")]
+    slice_delay: Vec<String>,
+    /// Reset both sides once BYTES went that way (K/M/G: powers of 1024).
+    #[arg(long, value_name = "BYTES")]
+    reset_after: Vec<String>,
+    /// Close both sides cleanly once BYTES went that way (toxiproxy's limit_data).
+    #[arg(long, value_name = "BYTES")]
+    close_after: Vec<String>,
+    /// Stop forwarding, without closing, once BYTES went that way (toxiproxy's timeout).
+    #[arg(long, value_name = "BYTES")]
+    stall_after: Vec<String>,
+    /// Hold the FIN back DUR after the stream ends.
+    #[arg(long, value_name = "DUR")]
+    slow_close: Vec<String>,
+    /// UDP: drop PCT of the datagrams.
+    #[arg(long, value_name = "PCT")]
+    loss: Vec<String>,
+    /// UDP: send PCT of the datagrams twice.
+    #[arg(long, value_name = "PCT")]
+    duplicate: Vec<String>,
+    /// UDP: hold PCT of the datagrams back behind the next one.
+    #[arg(long, value_name = "PCT")]
+    reorder: Vec<String>,
+    /// Apply the faults to this fraction of connections (or UDP sessions), 0 to 1 or a percentage. It counts connections, not bytes.
+    #[arg(long, value_name = "FRACTION")]
+    fault_share: Option<String>,
+    /// Seed the faults' random choices, so a failing run repeats exactly (-v shows each run's seed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Result<sockit::relay::fault::Faults, Usage> {
+        use sockit::relay::fault::{FaultOpt as O, Faults};
+        let mut f = Faults::default();
+        for (opt, values) in [
+            (O::Delay, &self.delay),
+            (O::Rate, &self.rate),
+            (O::Slice, &self.slice),
+            (O::SliceDelay, &self.slice_delay),
+            (O::ResetAfter, &self.reset_after),
+            (O::CloseAfter, &self.close_after),
+            (O::StallAfter, &self.stall_after),
+            (O::SlowClose, &self.slow_close),
+            (O::Loss, &self.loss),
+            (O::Duplicate, &self.duplicate),
+            (O::Reorder, &self.reorder),
+        ] {
+            for v in values {
+                f.set(opt, v).map_err(Usage)?;
+            }
+        }
+        if let Some(v) = &self.fault_share {
+            f.set_share(v).map_err(Usage)?;
+        }
+        f.seed = self.seed;
+        Ok(f)
+    }
 }
 
 /// Trust for `tls:` targets.
@@ -119,6 +199,7 @@ impl ForwardCli {
         opts.handshake_timeout = self.sec.handshake_timeout;
         opts.proxy_protocol = self.proxy_protocol;
         opts.json = self.json;
+        opts.faults = self.faults.faults()?;
         opts.target_tls = sockit::tls::ClientTlsOptions {
             insecure: t.target_insecure,
             pin: t.target_pin.clone(),

@@ -76,7 +76,7 @@ pub(crate) enum Cmd {
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// Relay TCP, UDP or Unix clients to TARGETs (TLS at either end, a program per connection), like socat.
-    Forward(forward::ForwardCli),
+    Forward(Box<forward::ForwardCli>),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }

@@ -297,6 +297,8 @@ pub struct ForwardOptions {
     /// Relay one client, then stop listening and exit when it ends
     /// (`tcp listen --exec` without `-k`).
     pub once: bool,
+    /// `--delay`, `--slice`, `--loss` and the other faults.
+    pub faults: crate::relay::fault::Faults,
 }
 
 impl ForwardOptions {
@@ -318,6 +320,7 @@ impl ForwardOptions {
             proxy_protocol: None,
             json: false,
             once: false,
+            faults: crate::relay::fault::Faults::default(),
         }
     }
 
@@ -359,6 +362,13 @@ impl ForwardOptions {
             return Err(ForwardError::Usage(
                 "--allow and --deny take IP networks; a Unix listener's peers have no address (use the socket file's permissions)".into(),
             ));
+        }
+        if let Some(flag) = self.faults.misfit(proto == Proto::Udp) {
+            return Err(ForwardError::Usage(if proto == Proto::Udp {
+                format!("{flag} shapes a byte stream; a UDP relay takes --loss, --duplicate and --reorder")
+            } else {
+                format!("{flag} is for datagrams; a stream relay takes --delay, --rate, --slice and the --*-after limits")
+            }));
         }
         if self.proxy_protocol.is_some() && proto == Proto::Udp {
             return Err(ForwardError::Usage(
@@ -447,6 +457,8 @@ struct Ctx {
     stop: CancellationToken,
     /// `--max-conns`, shared by every accept loop.
     slots: Arc<Semaphore>,
+    /// The faults' seed for this run.
+    seed: u64,
     /// Clients relayed so far (each one's id), and clients turned away.
     relayed: AtomicU64,
     refused: AtomicU64,
@@ -625,7 +637,19 @@ impl Ctx {
         events: Events,
         stop: CancellationToken,
     ) -> Ctx {
+        let seed = opts
+            .faults
+            .seed
+            .unwrap_or_else(crate::relay::fault::fresh_seed);
+        if opts.faults.any() {
+            tracing::info!(
+                "faults: {} on {}% of connections; seed {seed} (--seed {seed} repeats this run)",
+                opts.faults.describe(),
+                opts.faults.share * 100.0
+            );
+        }
         Ctx {
+            seed,
             slots: Arc::new(Semaphore::new(opts.max_conns.max(1))),
             opts,
             target_tls,
@@ -910,12 +934,17 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         ))
         .await;
     }
+    let faults = ctx.opts.faults.for_conn(ctx.seed, id);
+    if faults.is_some() {
+        tracing::info!("{who} -> {name}: faults: {}", ctx.opts.faults.describe());
+    }
     let p = relay::pump(
         &mut client,
         &mut target,
         ctx.opts.idle_timeout,
         &ctx.stop,
         &ctx.pipes,
+        faults,
     )
     .await;
     let first = match p.first_eof {
@@ -943,6 +972,15 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         }
         End::Idle => ("idle", String::new()),
         End::Stopped => ("stopped", String::new()),
+        End::Fault(limit, side, n) => {
+            let (end, how) = match limit {
+                relay::fault::Limit::Reset => ("fault-reset", "reset"),
+                relay::fault::Limit::Close => ("fault-close", "closed"),
+                relay::fault::Limit::Stall => ("fault-stall", "stalled"),
+            };
+            let way = if *side == Side::A { "up" } else { "down" };
+            (end, format!("{how} by the fault after {n} bytes {way}"))
+        }
     };
     if tracing::enabled!(tracing::Level::INFO) {
         log_end(who, &name, &p, first, &detail, ctx.opts.idle_timeout);
@@ -1023,6 +1061,7 @@ fn log_end(
             idle.map(|d| d.as_secs_f64()).unwrap_or(0.0)
         ),
         End::Stopped => tracing::info!("{who} -> {name}: stopped; {bytes}"),
+        End::Fault(..) => tracing::info!("{who} -> {name}: {detail}; {bytes}"),
     }
 }
 

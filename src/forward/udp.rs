@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::{self, Events};
 use super::{ForwardError, ForwardOptions, ForwardSummary, Listen, TargetKind, DEFAULT_UDP_IDLE};
 use crate::net::{self, describe, show_addr};
+use crate::relay::fault::Chaos;
 use crate::udp::batch::RecvBatch;
 
 /// Datagrams taken per `recvmmsg` call.
@@ -37,6 +38,9 @@ struct Session {
     started: Instant,
     /// Carries replies back to the client.
     task: tokio::task::JoinHandle<()>,
+    /// `--loss`, `--duplicate`, `--reorder` on the way up, if this
+    /// session suffers them.
+    chaos: Option<Chaos>,
 }
 
 /// Binds the UDP listener: the first candidate address that binds. No
@@ -101,6 +105,17 @@ pub(super) async fn run(
     let next = AtomicUsize::new(0);
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let mut summary = ForwardSummary::default();
+    let seed = opts
+        .faults
+        .seed
+        .unwrap_or_else(crate::relay::fault::fresh_seed);
+    if opts.faults.any() {
+        tracing::info!(
+            "faults: {} on {}% of sessions; seed {seed} (--seed {seed} repeats this run)",
+            opts.faults.describe(),
+            opts.faults.share * 100.0
+        );
+    }
     let mut batch = RecvBatch::new(BATCH, buffer);
     let mut sweep = tokio::time::interval(idle.min(Duration::from_secs(1)));
     loop {
@@ -209,17 +224,35 @@ pub(super) async fn run(
                     )
                     .await;
                 summary.relayed += 1;
+                let (chaos_up, chaos_down) = match opts.faults.for_conn(seed, summary.relayed) {
+                    Some(f) => {
+                        let f = *f;
+                        tracing::info!(
+                            "{} -> {name}: faults: {}",
+                            show_addr(client),
+                            opts.faults.describe()
+                        );
+                        (
+                            Some(Chaos::new(f.up.0, f.up.1)),
+                            Some(Chaos::new(f.down.0, f.down.1)),
+                        )
+                    }
+                    None => (None, None),
+                };
                 let up = Arc::new(up);
                 let last_ms = Arc::new(AtomicU64::new(now_ms()));
                 let down_count = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
                 let task = tokio::spawn(replies(
-                    up.clone(),
-                    sock.clone(),
-                    client,
+                    Ways {
+                        up: up.clone(),
+                        sock: sock.clone(),
+                        client,
+                    },
                     last_ms.clone(),
                     down_count.clone(),
                     started,
                     buffer,
+                    chaos_down,
                 ));
                 sessions.insert(
                     client,
@@ -228,6 +261,7 @@ pub(super) async fn run(
                         name,
                         last_ms,
                         up_count: (0, 0),
+                        chaos: chaos_up,
                         down_count,
                         started: Instant::now(),
                         task,
@@ -241,12 +275,19 @@ pub(super) async fn run(
                 // Straight to the socket (tokio's readiness flag of a new
                 // socket is not set yet); a full buffer drops the datagram,
                 // as UDP may.
-                if let Err(e) = socket2::SockRef::from(&*s.up).send(d.data) {
-                    tracing::debug!(
-                        "{}: send to the target failed ({})",
-                        show_addr(client),
-                        describe(&e)
-                    );
+                let up = socket2::SockRef::from(&*s.up);
+                let send = |data: &[u8]| {
+                    if let Err(e) = up.send(data) {
+                        tracing::debug!(
+                            "{}: send to the target failed ({})",
+                            show_addr(client),
+                            describe(&e)
+                        );
+                    }
+                };
+                match &mut s.chaos {
+                    Some(c) => c.pass(d.data, send),
+                    None => send(d.data),
                 }
             }
         }
@@ -257,15 +298,23 @@ pub(super) async fn run(
     Ok(summary)
 }
 
-/// Carries one session's replies back to its client.
-async fn replies(
+/// A session's two sockets and its client.
+struct Ways {
+    /// Connected to the target.
     up: Arc<UdpSocket>,
+    /// The listener.
     sock: Arc<UdpSocket>,
     client: SocketAddr,
+}
+
+/// Carries one session's replies back to its client.
+async fn replies(
+    Ways { up, sock, client }: Ways,
     last_ms: Arc<AtomicU64>,
     count: Arc<(AtomicU64, AtomicU64)>,
     started: Instant,
     buffer: usize,
+    mut chaos: Option<Chaos>,
 ) {
     let mut b = vec![0u8; buffer + 1];
     loop {
@@ -280,7 +329,16 @@ async fn replies(
                 last_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 count.0.fetch_add(1, Ordering::Relaxed);
                 count.1.fetch_add(m as u64, Ordering::Relaxed);
-                let _ = sock.send_to(&b[..m], client).await;
+                match &mut chaos {
+                    // Straight to the socket, as above: a full buffer
+                    // drops the datagram.
+                    Some(c) => c.pass(&b[..m], |d| {
+                        let _ = socket2::SockRef::from(&*sock).send_to(d, &client.into());
+                    }),
+                    None => {
+                        let _ = sock.send_to(&b[..m], client).await;
+                    }
+                }
             }
             // The target is not there (ICMP): keep the session.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}

@@ -15,12 +15,18 @@
 //!   and one write through a stack buffer; otherwise bytes go through a
 //!   userspace buffer per direction.
 //!
+//! - faults (`forward --delay`, `--slice`, `--reset-after`, ...) are a
+//!   stage of the userspace copy: a connection that suffers them leaves
+//!   the splice path, the others stay zero-copy.
+//!
 //! Files: `splice` (the zero-copy path and its pipe pool), [`child`] (a
 //! program per connection as an endpoint), [`proxy_header`] (the PROXY
-//! protocol header, pure). `forward`, `tcp listen --exec` and
+//! protocol header, pure), [`fault`] (what faults a connection suffers,
+//! pure). `forward`, `tcp listen --exec` and
 //! `unix listen --exec` run through here.
 
 pub mod child;
+pub mod fault;
 pub mod proxy_header;
 mod splice;
 
@@ -153,7 +159,22 @@ pub enum End {
     Idle,
     /// The stop token was cancelled; both were reset.
     Stopped,
+    /// A fault's byte limit ended it (reset: both were reset; close: both
+    /// got a FIN), after this many bytes from this side.
+    Fault(fault::Limit, Side, u64),
 }
+
+/// A direction ended by a fault's byte limit.
+#[derive(Debug)]
+struct FaultEnd(fault::Limit, u64);
+
+impl std::fmt::Display for FaultEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} after {} bytes", self.0, self.1)
+    }
+}
+
+impl std::error::Error for FaultEnd {}
 
 /// What a pump moved, and how it ended.
 #[derive(Debug)]
@@ -226,6 +247,7 @@ pub async fn pump(
     idle: Option<Duration>,
     stop: &CancellationToken,
     pipes: &PipePool,
+    faults: Option<Box<fault::ConnFaults>>,
 ) -> Pumped {
     let meter = Meter {
         start: Instant::now(),
@@ -235,13 +257,22 @@ pub async fn pump(
         first_eof: AtomicU8::new(0),
     };
     // Each path boxed on its own: a relay's task holds only the one it uses.
-    let end = match (a.sock(), b.sock()) {
-        (Some(sa), Some(sb)) => Box::pin(pump_splice(sa, sb, &meter, idle, stop, pipes)).await,
-        _ => Box::pin(pump_copy(a, b, &meter, idle, stop)).await,
+    let end = match (a.sock(), b.sock(), faults) {
+        (Some(sa), Some(sb), None) => {
+            Box::pin(pump_splice(sa, sb, &meter, idle, stop, pipes)).await
+        }
+        (_, _, faults) => Box::pin(pump_copy(a, b, &meter, idle, stop, faults)).await,
     };
-    if !matches!(end, End::Done) {
-        a.reset();
-        b.reset();
+    match end {
+        End::Done => {}
+        End::Fault(fault::Limit::Close, ..) => {
+            let _ = a.shutdown().await;
+            let _ = b.shutdown().await;
+        }
+        _ => {
+            a.reset();
+            b.reset();
+        }
     }
     Pumped {
         a_to_b: meter.a_to_b.load(Ordering::Relaxed),
@@ -336,6 +367,7 @@ async fn pump_copy(
     meter: &Meter,
     idle: Option<Duration>,
     stop: &CancellationToken,
+    faults: Option<Box<fault::ConnFaults>>,
 ) -> End {
     // A side whose peer resets is noticed even while both copies wait on
     // the other side (a child that does not read, say).
@@ -344,12 +376,42 @@ async fn pump_copy(
     let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
     let (ar, aw) = tokio::io::split(&mut *a);
     let (br, bw) = tokio::io::split(&mut *b);
+    let (mut up, mut down) = match faults {
+        Some(f) => {
+            let f = *f;
+            (Some(f.up), Some(f.down))
+        }
+        None => (None, None),
+    };
+    let dirs = (
+        Dir {
+            to_child: b_child,
+            faults: up.as_mut().map(|(f, r)| (&*f, r)),
+        },
+        Dir {
+            to_child: a_child,
+            faults: down.as_mut().map(|(f, r)| (&*f, r)),
+        },
+    );
     tokio::select! {
-        r = copy_both(ar, aw, br, bw, meter, a_child, b_child) => r.map_or_else(|(side, e)| End::Failed(side, e), |()| End::Done),
+        r = copy_both(ar, aw, br, bw, meter, dirs) => match r {
+            Ok(()) => End::Done,
+            Err((side, e)) => match e.get_ref().and_then(|i| i.downcast_ref::<FaultEnd>()) {
+                Some(FaultEnd(limit, n)) => End::Fault(*limit, side, *n),
+                None => End::Failed(side, e),
+            },
+        },
         (side, e) = watched_either(&wa, &wb) => End::Failed(side, e),
         _ = meter.idle(idle) => End::Idle,
         _ = stop.cancelled() => End::Stopped,
     }
+}
+
+/// What one direction of a userspace copy writes to, and suffers.
+struct Dir<'f> {
+    /// Its destination is a child's stdin.
+    to_child: bool,
+    faults: Option<(&'f fault::DirFaults, &'f mut fault::Rand)>,
 }
 
 async fn copy_both<AR, AW, BR, BW>(
@@ -358,8 +420,7 @@ async fn copy_both<AR, AW, BR, BW>(
     br: BR,
     bw: BW,
     meter: &Meter,
-    a_child: bool,
-    b_child: bool,
+    (up, down): (Dir<'_>, Dir<'_>),
 ) -> Result<(), (Side, io::Error)>
 where
     AR: AsyncRead + Unpin,
@@ -368,8 +429,8 @@ where
     BW: AsyncWrite + Unpin,
 {
     tokio::try_join!(
-        copy(ar, bw, Side::A, meter, b_child),
-        copy(br, aw, Side::B, meter, a_child)
+        copy(ar, bw, Side::A, meter, up),
+        copy(br, aw, Side::B, meter, down)
     )
     .map(|_| ())
 }
@@ -427,14 +488,17 @@ impl Watch {
 
 /// One direction through a userspace buffer: read, write all, and on end
 /// of stream shut the writer down. A TLS peer that closes without
-/// close_notify ends its stream like any other; a child that stops
-/// reading its stdin ends this direction quietly.
+/// close_notify counts as an end of stream.
+///
+/// With faults, each chunk waits out the delay and the rate, goes on in
+/// slices, and the first byte limit ends the direction: a reset or a close
+/// (an error carrying [`FaultEnd`]) or a stall (nothing more, ever).
 async fn copy<R, W>(
     mut r: R,
     mut w: W,
     from: Side,
     meter: &Meter,
-    to_child: bool,
+    mut dir: Dir<'_>,
 ) -> Result<(), (Side, io::Error)>
 where
     R: AsyncRead + Unpin,
@@ -442,31 +506,88 @@ where
 {
     let to = if from == Side::A { Side::B } else { Side::A };
     let mut buf = vec![0u8; COPY_BUF];
+    let limit = dir.faults.as_ref().and_then(|(f, _)| f.limit());
+    let rate = dir.faults.as_ref().and_then(|(f, _)| f.rate);
+    let started = Instant::now();
+    let mut sent = 0u64;
     loop {
-        let n = match r.read(&mut buf).await {
+        let mut want = buf.len();
+        if let Some(rate) = rate {
+            // A twentieth of a second's worth at a time: the cap is smooth.
+            want = want.min(((rate / 20).max(1)).min(usize::MAX as u64) as usize);
+        }
+        if let Some((n, how)) = limit {
+            let left = n.saturating_sub(sent);
+            if left == 0 {
+                return limit_reached(how, n, from).await;
+            }
+            want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        let n = match r.read(&mut buf[..want]).await {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
             Err(e) => return Err((from, e)),
         };
         if n == 0 {
             meter.eof(from);
+            if let Some(d) = dir.faults.as_ref().and_then(|(f, _)| f.slow_close) {
+                tokio::time::sleep(d).await;
+            }
             let _ = w.shutdown().await;
             return Ok(());
         }
-        meter.moved(from, n);
-        match w.write_all(&buf[..n]).await {
-            Ok(()) => {}
-            // A child that closed its stdin: nothing more can go to it.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && to_child => {
-                meter.eof(from);
-                return Ok(());
+        let mut off = 0;
+        if let Some((f, rng)) = dir.faults.as_mut() {
+            if let Some((d, j)) = f.delay {
+                tokio::time::sleep(rng.jittered(d, j)).await;
             }
-            Err(e) => return Err((to, e)),
         }
-        if let Err(e) = w.flush().await {
-            return Err((to, e));
+        while off < n {
+            let piece = match dir.faults.as_mut() {
+                Some((f, rng)) => match f.slice {
+                    Some((lo, hi)) => rng.size(lo, hi).min(n - off),
+                    None => n - off,
+                },
+                None => n - off,
+            };
+            match w.write_all(&buf[off..off + piece]).await {
+                Ok(()) => {}
+                // A child that closed its stdin: nothing more can go to it.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && dir.to_child => {
+                    meter.eof(from);
+                    return Ok(());
+                }
+                Err(e) => return Err((to, e)),
+            }
+            if let Err(e) = w.flush().await {
+                return Err((to, e));
+            }
+            off += piece;
+            sent += piece as u64;
+            meter.moved(from, piece);
+            if let Some(rate) = rate {
+                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                let so_far = started.elapsed();
+                if due > so_far {
+                    tokio::time::sleep(due - so_far).await;
+                }
+            }
+            if off < n {
+                if let Some(d) = dir.faults.as_ref().and_then(|(f, _)| f.slice_delay) {
+                    tokio::time::sleep(d).await;
+                }
+            }
         }
     }
+}
+
+/// A fault's byte limit reached: a stall never returns, a reset or close
+/// ends the pump with a [`FaultEnd`].
+async fn limit_reached(how: fault::Limit, n: u64, from: Side) -> Result<(), (Side, io::Error)> {
+    if how == fault::Limit::Stall {
+        std::future::pending::<()>().await;
+    }
+    Err((from, io::Error::other(FaultEnd(how, n))))
 }
 
 #[cfg(test)]
@@ -504,9 +625,9 @@ mod size_tests {
         );
         drop((one, both));
         let (mut ea, mut eb) = (Endpoint::Tcp(a), Endpoint::Tcp(b));
-        let p = pump(&mut ea, &mut eb, None, &stop, &pipes);
+        let p = pump(&mut ea, &mut eb, None, &stop, &pipes, None);
         assert!(
-            std::mem::size_of_val(&p) <= 160,
+            std::mem::size_of_val(&p) <= 256,
             "pump: {}",
             std::mem::size_of_val(&p)
         );

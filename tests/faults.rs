@@ -1,0 +1,373 @@
+//! Fault injection on `sockit forward` (issue 15, part 1): each fault over
+//! real sockets on loopback, each way, the share of connections and the
+//! seed, and the bad values. Timing checks are lower bounds only: a loaded
+//! machine can make a fault look stronger, never weaker.
+
+mod util;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use util::*;
+
+fn forward(args: &[&str]) -> (Proc, SocketAddr) {
+    let mut full = vec!["-v", "forward", "127.0.0.1:0"];
+    full.extend_from_slice(args);
+    let p = sockit_noinput(&full);
+    let a = p.listening();
+    (p, a)
+}
+
+/// A target on loopback that records what one client sent, read by read,
+/// and how the stream ended.
+struct Sink {
+    addr: SocketAddr,
+    done: std::sync::mpsc::Receiver<(Vec<usize>, Vec<u8>, std::io::Result<()>)>,
+}
+
+fn sink(reply: &'static [u8]) -> Sink {
+    sink_waiting(reply, WAIT)
+}
+
+/// A sink whose reads give up after `patience`.
+fn sink_waiting(reply: &'static [u8], patience: Duration) -> Sink {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(patience)).unwrap();
+        let _ = s.write_all(reply);
+        let (mut reads, mut data) = (Vec::new(), Vec::new());
+        let mut buf = [0u8; 65536];
+        let end = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    reads.push(n);
+                    data.extend_from_slice(&buf[..n]);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = tx.send((reads, data, end));
+    });
+    Sink { addr, done }
+}
+
+impl Sink {
+    fn result(&self) -> (Vec<usize>, Vec<u8>, std::io::Result<()>) {
+        self.done
+            .recv_timeout(WAIT * 2)
+            .expect("the target saw no end")
+    }
+}
+
+#[test]
+fn slice_1_delivers_every_byte_in_its_own_read() {
+    let t = sink(b"");
+    let (_p, addr) = forward(&[
+        &t.addr.to_string(),
+        "--slice",
+        "up:1",
+        "--slice-delay",
+        "2ms",
+    ]);
+    let mut c = connect(addr);
+    let msg = b"sticky packets, one by one";
+    c.write_all(msg).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let (reads, data, end) = t.result();
+    assert!(end.is_ok(), "{end:?}");
+    assert_eq!(data, msg);
+    assert!(reads.iter().all(|&n| n == 1), "{reads:?}");
+}
+
+#[test]
+fn slices_of_a_range_keep_a_large_stream_whole() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let (_p, addr) = forward(&[&echo.listening().to_string(), "--slice", "1:512"]);
+    let data = random_bytes(1 << 20, 5);
+    let mut c = connect(addr);
+    let w = {
+        let mut w = c.try_clone().unwrap();
+        let d = data.clone();
+        std::thread::spawn(move || {
+            w.write_all(&d).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let back = read_to_end(&mut c);
+    w.join().unwrap();
+    assert!(back == data, "{} bytes back of {}", back.len(), data.len());
+}
+
+#[test]
+fn delay_adds_latency_each_way() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let (p, addr) = forward(&[&echo.listening().to_string(), "--delay", "40ms:5ms"]);
+    let mut c = connect(addr);
+    let start = Instant::now();
+    for i in 0..3u8 {
+        c.write_all(&[i]).unwrap();
+        assert_eq!(read_exact(&mut c, 1), [i]);
+    }
+    // Three round trips, each delayed 40 ± 5 ms up and again down.
+    assert!(
+        start.elapsed() >= Duration::from_millis(3 * 2 * 35),
+        "{:?}",
+        start.elapsed()
+    );
+    p.stderr.wait_for("faults: delay 40 ms±5 ms");
+}
+
+#[test]
+fn rate_caps_the_bandwidth() {
+    let t = sink(b"");
+    let (_p, addr) = forward(&[&t.addr.to_string(), "--rate", "up:400K"]);
+    let mut c = connect(addr);
+    let data = random_bytes(200_000, 9);
+    let start = Instant::now();
+    c.write_all(&data).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let (_, got, end) = t.result();
+    assert!(end.is_ok(), "{end:?}");
+    assert!(got == data);
+    // 200 kB at 400 kB/s: half a second at least.
+    assert!(
+        start.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn reset_after_sends_exactly_that_many_bytes_then_resets_both() {
+    let t = sink(b"");
+    let (p, addr) = forward(&[&t.addr.to_string(), "--reset-after", "up:1000"]);
+    let mut c = connect(addr);
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = c.write_all(&random_bytes(100_000, 3));
+    let (_, got, end) = t.result();
+    assert_eq!(got.len(), 1000);
+    assert_eq!(end.unwrap_err().kind(), ErrorKind::ConnectionReset);
+    let r = c.read(&mut [0u8; 16]);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    p.stderr.wait_for("reset by the fault after 1000 bytes up");
+}
+
+#[test]
+fn close_after_ends_cleanly_and_down_leaves_the_upload_alone() {
+    // down: only the target's reply is cut, cleanly, at 5 bytes.
+    let t = sink(b"0123456789");
+    let (p, addr) = forward(&[&t.addr.to_string(), "--close-after", "down:5"]);
+    let mut c = connect(addr);
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"01234");
+    let (_, up, end) = t.result();
+    assert!(end.is_ok(), "the target got a FIN, not a reset: {end:?}");
+    assert!(up.is_empty());
+    p.stderr.wait_for("closed by the fault after 5 bytes down");
+}
+
+#[test]
+fn stall_after_holds_the_connection_open_and_silent() {
+    let t = sink_waiting(b"", Duration::from_millis(500));
+    let (_p, addr) = forward(&[&t.addr.to_string(), "--stall-after", "up:10"]);
+    let mut c = connect(addr);
+    c.write_all(&[7u8; 100]).unwrap();
+    // The target sees 10 bytes and then nothing: neither data nor an end
+    // until its read timeout.
+    let (reads, got, end) = t.result();
+    assert_eq!(got.len(), 10, "{reads:?}");
+    let e = end.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{e:?}"
+    );
+    drop(c);
+}
+
+#[test]
+fn slow_close_holds_the_fin_back() {
+    let t = sink(b"");
+    let (_p, addr) = forward(&[&t.addr.to_string(), "--slow-close", "300ms"]);
+    let mut c = connect(addr);
+    c.write_all(b"bye").unwrap();
+    let start = Instant::now();
+    c.shutdown(Shutdown::Write).unwrap();
+    let (_, got, end) = t.result();
+    assert!(end.is_ok());
+    assert_eq!(got, b"bye");
+    assert!(
+        start.elapsed() >= Duration::from_millis(280),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Which of `n` connections got faults, from the `-v` log of one run.
+fn faulted_connections(seed: &str, n: usize) -> Vec<bool> {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = echo.listening().to_string();
+    let (p, addr) = forward(&[
+        &target,
+        "--slice",
+        "1:4",
+        "--fault-share",
+        "0.5",
+        "--seed",
+        seed,
+    ]);
+    let mut ports = Vec::new();
+    for i in 0..n {
+        let mut c = connect(addr);
+        ports.push(c.local_addr().unwrap().port());
+        c.write_all(b"ping").unwrap();
+        assert_eq!(read_exact(&mut c, 4), b"ping");
+        c.shutdown(Shutdown::Write).unwrap();
+        let _ = read_to_end(&mut c);
+        // Its end is logged before the next one starts, so connection
+        // numbers follow this order.
+        p.stderr.wait_until("the connection's end", |b| {
+            String::from_utf8_lossy(b).matches(": closed;").count() > i
+        });
+    }
+    let log = p.stderr.text();
+    ports
+        .iter()
+        .map(|port| log.contains(&format!("127.0.0.1:{port} -> {target}: faults:")))
+        .collect()
+}
+
+#[test]
+fn fault_share_picks_connections_and_the_seed_repeats_them() {
+    let a = faulted_connections("42", 12);
+    let b = faulted_connections("42", 12);
+    assert_eq!(a, b, "the same seed, the same connections");
+    let n = a.iter().filter(|x| **x).count();
+    assert!(n > 0 && n < 12, "{a:?}");
+}
+
+#[test]
+fn udp_loss_and_duplicates() {
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let target = format!("udp:{}", echo.listening());
+    // At most 200 replies: more would overflow the client's receive buffer
+    // before it reads them.
+    let count = |sent: u32, args: &[&str]| -> usize {
+        let mut full = vec!["-v", "forward", "udp:127.0.0.1:0", &target];
+        full.extend_from_slice(args);
+        let p = sockit_noinput(&full);
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.connect(p.listening()).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        for i in 0..sent {
+            c.send(&i.to_be_bytes()).unwrap();
+            // Paced, so no buffer drops what the fault did not.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut n = 0;
+        let mut b = [0u8; 16];
+        while c.recv(&mut b).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    // Up and down: a datagram survives both ways with 0.5 * 0.5.
+    let lost = count(200, &["--loss", "50%", "--seed", "1"]);
+    assert!(
+        (20..=90).contains(&lost),
+        "{lost} of 200 echoes with 50% loss each way"
+    );
+    let twice = count(100, &["--duplicate", "up:100%"]);
+    assert_eq!(twice, 200);
+}
+
+#[test]
+fn bad_fault_values_and_misfits_are_usage_errors() {
+    for args in [
+        &[
+            "forward",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+            "--delay",
+            "sideways:5ms",
+        ][..],
+        &["forward", "127.0.0.1:0", "127.0.0.1:9", "--delay", "up:"],
+        &["forward", "127.0.0.1:0", "127.0.0.1:9", "--slice", "5:2"],
+        &["forward", "127.0.0.1:0", "127.0.0.1:9", "--rate", "0"],
+        &[
+            "forward",
+            "127.0.0.1:0",
+            "127.0.0.1:9",
+            "--fault-share",
+            "1.5",
+        ],
+        &["forward", "127.0.0.1:0", "127.0.0.1:9", "--loss", "5%"],
+        &[
+            "forward",
+            "udp:127.0.0.1:0",
+            "udp:127.0.0.1:9",
+            "--delay",
+            "5ms",
+        ],
+        &[
+            "forward",
+            "udp:127.0.0.1:0",
+            "udp:127.0.0.1:9",
+            "--loss",
+            "101%",
+        ],
+    ] {
+        let out = run(args, b"");
+        assert_eq!(out.code(), 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("sockit: ") && out.stderr.lines().count() == 1,
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
+    }
+}
+
+/// A client that never sends keeps nothing from the sink: the fault-free
+/// connections of a `--fault-share 0` relay stay on the zero-copy path and
+/// carry a large stream unchanged.
+#[test]
+fn a_share_of_zero_faults_nothing() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
+    let (p, addr) = forward(&[
+        &echo.listening().to_string(),
+        "--reset-after",
+        "10",
+        "--fault-share",
+        "0",
+    ]);
+    let data = random_bytes(4 << 20, 11);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let w = {
+        let mut w = c.try_clone().unwrap();
+        let d = data.clone();
+        std::thread::spawn(move || {
+            w.write_all(&d).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let back = read_to_end(&mut c);
+    w.join().unwrap();
+    assert!(back == data);
+    assert!(
+        !p.stderr.text().contains(": faults:"),
+        "{}",
+        p.stderr.text()
+    );
+}
