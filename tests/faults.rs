@@ -6,7 +6,7 @@
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
 use util::*;
@@ -89,17 +89,7 @@ fn slices_of_a_range_keep_a_large_stream_whole() {
     let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo"]);
     let (_p, addr) = forward(&[&echo.listening().to_string(), "--slice", "1:512"]);
     let data = random_bytes(1 << 20, 5);
-    let mut c = connect(addr);
-    let w = {
-        let mut w = c.try_clone().unwrap();
-        let d = data.clone();
-        std::thread::spawn(move || {
-            w.write_all(&d).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        })
-    };
-    let back = read_to_end(&mut c);
-    w.join().unwrap();
+    let back = round_trip(addr, &data);
     assert!(back == data, "{} bytes back of {}", back.len(), data.len());
 }
 
@@ -352,22 +342,124 @@ fn a_share_of_zero_faults_nothing() {
         "0",
     ]);
     let data = random_bytes(4 << 20, 11);
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    let w = {
-        let mut w = c.try_clone().unwrap();
-        let d = data.clone();
-        std::thread::spawn(move || {
-            w.write_all(&d).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        })
-    };
-    let back = read_to_end(&mut c);
-    w.join().unwrap();
+    let back = round_trip(addr, &data);
     assert!(back == data);
     assert!(
         !p.stderr.text().contains(": faults:"),
         "{}",
         p.stderr.text()
     );
+}
+
+// sockit's own features through faults (issue 15, part 2).
+
+fn sockit_in_config(cfg: &std::path::Path, args: &[&str]) -> Proc {
+    util::spawn(
+        std::process::Command::new(bin())
+            .env("XDG_CONFIG_HOME", cfg)
+            .args(args),
+        std::process::Stdio::null(),
+        None,
+    )
+}
+
+#[test]
+fn get_through_slices_and_delay_is_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, dl) = (tmp.path().join("srv"), tmp.path().join("dl"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&dl).unwrap();
+    std::fs::write(root.join("f.bin"), random_bytes(1 << 20, 17)).unwrap();
+    let server = sockit_noinput(&["serve", root.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let (_p, addr) = forward(&[
+        &server.listening().to_string(),
+        "--slice",
+        "1:512",
+        "--delay",
+        "5ms",
+    ]);
+    let out = dl.join("f.bin");
+    let f = run(
+        &[
+            "get",
+            &addr.to_string(),
+            "f.bin",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert!(f.stderr.contains("blake3 verified"), "{}", f.stderr);
+    assert_eq!(hash_file(&root.join("f.bin")), hash_file(&out));
+}
+
+#[test]
+fn upper_and_frame_messages_arrive_whole_through_slice_1() {
+    let upper = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--upper"]);
+    let (_p, addr) = forward(&[&upper.listening().to_string(), "--slice", "1"]);
+    let port = addr.port().to_string();
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", &port],
+        b"hello\nsticky world\n",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(String::from_utf8_lossy(&f.stdout), "HELLO\nSTICKY WORLD\n");
+    let frames = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--frame", "--echo"]);
+    let (_q, addr) = forward(&[&frames.listening().to_string(), "--slice", "1"]);
+    let port = addr.port().to_string();
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", &port, "--frame"],
+        "你好\n\nsticky packets, fixed\n".as_bytes(),
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&f.stdout),
+        "你好\n\nsticky packets, fixed\n"
+    );
+}
+
+#[test]
+fn tls_survives_slices_and_a_stalled_handshake_hits_its_deadline() {
+    let cfg = tempfile::tempdir().unwrap();
+    let server = sockit_in_config(
+        cfg.path(),
+        &["tcp", "listen", "127.0.0.1:0", "--echo", "--tls", "-k"],
+    );
+    let target = server.listening().to_string();
+    let (_p, addr) = forward(&[&target, "--slice", "1:64"]);
+    let port = addr.port().to_string();
+    let data = "through the slicer\n".repeat(200);
+    let f = run(
+        &["tcp", "connect", "127.0.0.1", &port, "--tls", "--insecure"],
+        data.as_bytes(),
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert_eq!(String::from_utf8_lossy(&f.stdout), data);
+    // The server's first flight stalls after 100 bytes: the client's
+    // handshake deadline fires, in one sentence.
+    let (_q, addr) = forward(&[&target, "--stall-after", "down:100"]);
+    let port = addr.port().to_string();
+    let f = run(
+        &[
+            "tcp",
+            "connect",
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--insecure",
+            "--handshake-timeout",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    // One sentence for the failure (after --insecure's warning line).
+    let last = f.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("sockit: ") && last.contains("handshake"),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
 }

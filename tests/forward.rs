@@ -47,17 +47,7 @@ fn relays_binary_both_ways_and_passes_half_close_on() {
     let target = echo.listening().to_string();
     let (fwd, addr) = forward(&[&target]);
     let data = random_bytes(8 << 20, 41);
-    let mut c = connect(addr);
-    let writer = {
-        let mut w = c.try_clone().unwrap();
-        let d = data.clone();
-        std::thread::spawn(move || {
-            w.write_all(&d).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        })
-    };
-    let back = read_to_end(&mut c);
-    writer.join().unwrap();
+    let back = round_trip(addr, &data);
     assert!(
         back == data,
         "the relay changed the bytes ({} of {})",

@@ -45,17 +45,7 @@ fn unix_listener_to_tcp_and_tcp_to_unix_target_keep_every_byte() {
     let back = forward("127.0.0.1:0", &[&format!("unix:{}", sock.display())]);
     let addr = back.listening();
     let data = random_bytes(4 << 20, 7);
-    let mut c = connect(addr);
-    let w = {
-        let mut w = c.try_clone().unwrap();
-        let d = data.clone();
-        std::thread::spawn(move || {
-            w.write_all(&d).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        })
-    };
-    let got = read_to_end(&mut c);
-    w.join().unwrap();
+    let got = round_trip(addr, &data);
     assert!(got == data, "{} of {} bytes", got.len(), data.len());
     front.stderr.wait_for("closed first");
     // On shutdown the relay removes the socket file it made.
@@ -247,6 +237,39 @@ fn read_to_end_lossy(s: &mut std::net::TcpStream) -> Vec<u8> {
     v
 }
 
+/// `openssl s_server -rev` on a free loopback port, with the leaf
+/// certificate in `d` and `extra` options; waits until it listens.
+fn s_server(d: &std::path::Path, extra: &[&str]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let accept = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "s_server", "-accept", &accept, "-cert", "leaf.pem", "-key", "leaf.key",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-rev", "-quiet"]);
+    let server = Command::new("openssl")
+        .args(&args)
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_tcp_listening(port);
+    (server, port)
+}
+
+/// s_server's -rev answers each line reversed.
+fn assert_reverses(addr: SocketAddr) {
+    let mut c = connect(addr);
+    c.write_all(b"stressed\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(c.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "desserts\n");
+}
+
 #[test]
 fn openssl_s_server_behind_a_tls_target_with_the_client_trust_model() {
     if !have_tool("openssl") {
@@ -268,26 +291,7 @@ fn openssl_s_server_behind_a_tls_target_with_the_client_trust_model() {
     sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=sockit-test-ca");
     sh("openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj /CN=localhost");
     sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile ext");
-    let port = free_port();
-    let mut server = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-cert",
-            "leaf.pem",
-            "-key",
-            "leaf.key",
-            "-rev",
-            "-quiet",
-        ])
-        .current_dir(d)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_tcp_listening(port);
+    let (mut server, port) = s_server(d, &[]);
     let target = format!("tls:127.0.0.1:{port}");
     let ca = d.join("ca.pem");
     // Trusted through --target-ca: s_server's -rev answers each line reversed.
@@ -295,14 +299,7 @@ fn openssl_s_server_behind_a_tls_target_with_the_client_trust_model() {
         "127.0.0.1:0",
         &[&target, "--target-ca", ca.to_str().unwrap()],
     );
-    let mut c = connect(p.listening());
-    c.write_all(b"stressed\n").unwrap();
-    let mut line = String::new();
-    BufReader::new(c.try_clone().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "desserts\n");
-    drop(c);
+    assert_reverses(p.listening());
     p.kill();
     // Not trusted (no CA given, no pin): the client is reset, the log says why.
     let cfg = tempfile::tempdir().unwrap();
@@ -326,30 +323,7 @@ fn openssl_s_server_behind_a_tls_target_with_the_client_trust_model() {
     sh("openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=sockit-client");
     sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client-v1.pem -days 2");
     sh("printf 'extendedKeyUsage=clientAuth\\n' > cext && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile cext");
-    let port = free_port();
-    let mut server = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-cert",
-            "leaf.pem",
-            "-key",
-            "leaf.key",
-            "-Verify",
-            "1",
-            "-CAfile",
-            "ca.pem",
-            "-rev",
-            "-quiet",
-        ])
-        .current_dir(d)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_tcp_listening(port);
+    let (mut server, port) = s_server(d, &["-Verify", "1", "-CAfile", "ca.pem"]);
     let target = format!("tls:127.0.0.1:{port}");
     let p = forward(
         "127.0.0.1:0",
@@ -396,14 +370,7 @@ fn openssl_s_server_behind_a_tls_target_with_the_client_trust_model() {
             key.to_str().unwrap(),
         ],
     );
-    let mut c = connect(p.listening());
-    c.write_all(b"stressed\n").unwrap();
-    let mut line = String::new();
-    BufReader::new(c.try_clone().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "desserts\n");
-    drop(c);
+    assert_reverses(p.listening());
     p.kill();
     let _ = server.kill();
     let _ = server.wait();
@@ -783,17 +750,7 @@ fn unix_listen_modes_echo_upper_chat_and_frame() {
     let echo = sockit_noinput(&["unix", "listen", p.to_str().unwrap(), "--echo"]);
     assert_eq!(echo.listening_text(), format!("unix:{}", p.display()));
     let data = random_bytes(1 << 20, 5);
-    let mut c = unix_connect(&p);
-    let w = {
-        let mut w = c.try_clone().unwrap();
-        let d = data.clone();
-        std::thread::spawn(move || {
-            w.write_all(&d).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        })
-    };
-    assert!(read_all(&mut c) == data);
-    w.join().unwrap();
+    assert!(round_trip_unix(&p, &data) == data);
     echo.kill();
     // --upper, through sockit's own unix connect.
     let p = dir.path().join("upper.sock");

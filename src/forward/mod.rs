@@ -637,17 +637,7 @@ impl Ctx {
         events: Events,
         stop: CancellationToken,
     ) -> Ctx {
-        let seed = opts
-            .faults
-            .seed
-            .unwrap_or_else(crate::relay::fault::fresh_seed);
-        if opts.faults.any() {
-            tracing::info!(
-                "faults: {} on {}% of connections; seed {seed} (--seed {seed} repeats this run)",
-                opts.faults.describe(),
-                opts.faults.share * 100.0
-            );
-        }
+        let seed = opts.faults.run_seed("connections");
         Ctx {
             seed,
             slots: Arc::new(Semaphore::new(opts.max_conns.max(1))),

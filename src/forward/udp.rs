@@ -105,17 +105,7 @@ pub(super) async fn run(
     let next = AtomicUsize::new(0);
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let mut summary = ForwardSummary::default();
-    let seed = opts
-        .faults
-        .seed
-        .unwrap_or_else(crate::relay::fault::fresh_seed);
-    if opts.faults.any() {
-        tracing::info!(
-            "faults: {} on {}% of sessions; seed {seed} (--seed {seed} repeats this run)",
-            opts.faults.describe(),
-            opts.faults.share * 100.0
-        );
-    }
+    let seed = opts.faults.run_seed("sessions");
     let mut batch = RecvBatch::new(BATCH, buffer);
     let mut sweep = tokio::time::interval(idle.min(Duration::from_secs(1)));
     loop {

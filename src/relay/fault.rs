@@ -1,8 +1,8 @@
 //! Fault injection (`forward --delay`, `--rate`, `--slice`, `--reset-after`,
 //! `--loss`, ...): what each direction of a relayed connection or datagram
 //! session suffers, parsed from the command line, and the seeded random
-//! numbers that make a run repeat exactly. Pure: [`super::pump`] and the
-//! UDP relay apply it.
+//! numbers that make a run repeat exactly. No I/O: [`super::pump`] (a
+//! stage of its userspace copy) and the UDP relay apply it.
 //!
 //! Every option takes `up:` (client to target) or `down:` (target to
 //! client) in front of its value; without one it applies both ways.
@@ -428,9 +428,21 @@ impl Rand {
     }
 }
 
-/// A seed for a run without `--seed`.
-pub fn fresh_seed() -> u64 {
-    fastrand::u64(..)
+impl Faults {
+    /// This run's seed (`--seed`, or a fresh one), announced at `-v` with
+    /// the faults when there are any; `unit` is "connections" or
+    /// "sessions".
+    pub fn run_seed(&self, unit: &str) -> u64 {
+        let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
+        if self.any() {
+            tracing::info!(
+                "faults: {} on {}% of {unit}; seed {seed} (--seed {seed} repeats this run)",
+                self.describe(),
+                self.share * 100.0
+            );
+        }
+        seed
+    }
 }
 
 /// `50ms`, `1.5s`, `200us`, or a bare number of milliseconds.

@@ -203,6 +203,16 @@ struct Meter {
 }
 
 impl Meter {
+    fn new() -> Meter {
+        Meter {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            a_to_b: AtomicU64::new(0),
+            b_to_a: AtomicU64::new(0),
+            first_eof: AtomicU8::new(0),
+        }
+    }
+
     fn moved(&self, from: Side, n: usize) {
         let c = match from {
             Side::A => &self.a_to_b,
@@ -249,13 +259,7 @@ pub async fn pump(
     pipes: &PipePool,
     faults: Option<Box<fault::ConnFaults>>,
 ) -> Pumped {
-    let meter = Meter {
-        start: Instant::now(),
-        last_ms: AtomicU64::new(0),
-        a_to_b: AtomicU64::new(0),
-        b_to_a: AtomicU64::new(0),
-        first_eof: AtomicU8::new(0),
-    };
+    let meter = Meter::new();
     // Each path boxed on its own: a relay's task holds only the one it uses.
     let end = match (a.sock(), b.sock(), faults) {
         (Some(sa), Some(sb), None) => {
@@ -603,13 +607,7 @@ mod size_tests {
         let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (b, _) = l.accept().await.unwrap();
         let (pipes, stop) = (PipePool::new(), CancellationToken::new());
-        let meter = Meter {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            a_to_b: AtomicU64::new(0),
-            b_to_a: AtomicU64::new(0),
-            first_eof: AtomicU8::new(0),
-        };
+        let meter = Meter::new();
         let (sa, sb) = (splice::Sock::Tcp(&a), splice::Sock::Tcp(&b));
         let one = splice::one_way(sa, sb, &pipes, |_| ());
         assert!(

@@ -578,3 +578,35 @@ pub fn dnsmasq() -> Option<Dnsmasq> {
     }
     panic!("dnsmasq found no free port in 5 tries");
 }
+
+/// Sends `data` on a new connection to `addr` (from another thread, then
+/// half-closes) and returns everything that came back until the peer
+/// ended: an echo's whole answer.
+pub fn round_trip(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut c = connect(addr);
+    let mut w = c.try_clone().unwrap();
+    let d = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&d).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let back = read_to_end(&mut c);
+    writer.join().unwrap();
+    back
+}
+
+/// [`round_trip`] over a Unix stream socket.
+pub fn round_trip_unix(path: &Path, data: &[u8]) -> Vec<u8> {
+    let mut c = std::os::unix::net::UnixStream::connect(path).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let d = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&d).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
