@@ -463,3 +463,116 @@ fn tls_survives_slices_and_a_stalled_handshake_hits_its_deadline() {
     );
     assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
 }
+
+/// A served folder with one file of `size` random bytes, and a download
+/// folder.
+fn served_file(
+    size: usize,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Proc,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, dl) = (tmp.path().join("srv"), tmp.path().join("dl"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&dl).unwrap();
+    std::fs::write(root.join("f.bin"), random_bytes(size, 23)).unwrap();
+    let server = sockit_noinput(&["serve", root.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    (tmp, root, dl, server)
+}
+
+#[test]
+fn get_retry_resumes_through_resets_until_the_file_is_verified() {
+    let (_tmp, root, dl, server) = served_file(3 << 20);
+    // Every connection is reset after 1 MiB down: each attempt gets about
+    // 1 MiB further, from the .part. (The rate lets the client keep up: a
+    // reset throws away what still waits unread in its socket.)
+    let (_p, addr) = forward(&[
+        &server.listening().to_string(),
+        "--reset-after",
+        "down:1M",
+        "--rate",
+        "down:20M",
+    ]);
+    let out = dl.join("f.bin");
+    let f = run(
+        &[
+            "get",
+            &addr.to_string(),
+            "f.bin",
+            "-o",
+            out.to_str().unwrap(),
+            "--retry",
+            "6",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("retrying in 0.5 s (1 of 6)"),
+        "{}",
+        f.stderr
+    );
+    assert!(f.stderr.contains("blake3 verified"), "{}", f.stderr);
+    assert_eq!(hash_file(&root.join("f.bin")), hash_file(&out));
+    // Without --retry the first reset is the end, in one sentence, and
+    // the .part stays for the next run.
+    let out2 = dl.join("g.bin");
+    let f = run(
+        &[
+            "get",
+            &addr.to_string(),
+            "f.bin",
+            "-o",
+            out2.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("run the same command again to resume"),
+        "{}",
+        f.stderr
+    );
+    assert!(dl.join("g.bin.part").exists());
+}
+
+#[test]
+fn get_through_a_stall_times_out_keeps_its_part_and_resumes_later() {
+    let (_tmp, root, dl, server) = served_file(2 << 20);
+    let (_p, addr) = forward(&[&server.listening().to_string(), "--stall-after", "down:1M"]);
+    let out = dl.join("f.bin");
+    let f = run(
+        &[
+            "get",
+            &addr.to_string(),
+            "f.bin",
+            "-o",
+            out.to_str().unwrap(),
+            "--timeout",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("nothing arrived for 1 s"), "{}", f.stderr);
+    let part = dl.join("f.bin.part");
+    assert!(std::fs::metadata(&part).unwrap().len() > 0);
+    // Straight from the server, the next run resumes and verifies.
+    let f = run(
+        &[
+            "get",
+            &server.listening().to_string(),
+            "f.bin",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    assert!(f.stderr.contains("blake3 verified"), "{}", f.stderr);
+    assert_eq!(hash_file(&root.join("f.bin")), hash_file(&out));
+    assert!(!part.exists());
+}

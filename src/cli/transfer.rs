@@ -78,6 +78,9 @@ pub(crate) struct GetCli {
     /// Give up when the server sends nothing for SECS seconds [default: 15].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub(crate) timeout: Option<Duration>,
+    /// After a broken connection, a silent server or a failed connect, try up to N more times (0.5 s, 1 s, 2 s ... apart), resuming from the .part.
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "raw")]
+    pub(crate) retry: u32,
     #[command(flatten)]
     pub(crate) sec: ClientSecArgs,
 }
@@ -219,8 +222,26 @@ pub(crate) fn get(c: GetCli) -> anyhow::Result<ExitCode> {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             tls: c.sec.tls(),
             timeout: c.timeout,
+            retries: c.retry,
         };
-        client::get(&host, port, &c.names, &opts, &mut report, &mut warn).map(|r| results = r)
+        let mut on_retry = |e: &TransferError, wait: Duration, n: u32| {
+            eprintln!(
+                "sockit: {}; retrying in {} s ({n} of {})",
+                e.before_retry(),
+                wait.as_secs_f64(),
+                c.retry
+            );
+        };
+        client::get_retrying(
+            &host,
+            port,
+            &c.names,
+            &opts,
+            &mut report,
+            &mut warn,
+            &mut on_retry,
+        )
+        .map(|r| results = r)
     };
     if json {
         let mut out = std::io::stdout().lock();

@@ -17,6 +17,31 @@ use std::path::PathBuf;
 use crate::net::NetError;
 use proto::ErrorCode;
 
+impl TransferError {
+    /// Whether trying again may succeed: the connection broke, the server
+    /// went quiet, or it could not be reached. Refusals, hash mismatches
+    /// and local errors (a full disk) are not.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            TransferError::Interrupted { .. }
+                | TransferError::TimedOut { .. }
+                | TransferError::Net(_)
+        )
+    }
+
+    /// The sentence for a failure that is about to be retried: without
+    /// the advice to run the command again.
+    pub fn before_retry(&self) -> String {
+        match self {
+            TransferError::Interrupted { have, reason } => {
+                format!("the download was interrupted after {have} bytes ({reason})")
+            }
+            e => e.to_string(),
+        }
+    }
+}
+
 /// Transfer errors, each one sentence for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {

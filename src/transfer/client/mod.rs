@@ -50,6 +50,8 @@ pub struct GetOptions {
     /// `--timeout`: how long to wait for an answer or the next bytes
     /// (`None`: [`DEFAULT_TIMEOUT`]).
     pub timeout: Option<Duration>,
+    /// `--retry`: more attempts [`get_retrying`] makes.
+    pub retries: u32,
 }
 
 impl Fetched {
@@ -361,6 +363,46 @@ pub fn get(
     Ok(run.done)
 }
 
+/// [`get`], tried again after a broken connection, a silent server or a
+/// failed connect, up to `opts.retries` more times with backoff (0.5 s, 1 s,
+/// 2 s, ... at most 10 s). Each new attempt resumes from the `.part`.
+/// `on_retry` hears each failure and the wait before the next attempt.
+/// Ctrl-C during a wait ends the run with the last error.
+///
+/// # Errors
+/// As [`get`]: the last attempt's error.
+pub fn get_retrying(
+    host: &str,
+    port: u16,
+    names: &[String],
+    opts: &GetOptions,
+    report: &mut dyn FnMut(&Fetched),
+    warn: &mut dyn FnMut(&TransferError),
+    on_retry: &mut dyn FnMut(&TransferError, Duration, u32),
+) -> Result<Vec<Fetched>, TransferError> {
+    let mut attempt = 0;
+    loop {
+        match get(host, port, names, opts, report, warn) {
+            Err(e) if e.retryable() && attempt < opts.retries => {
+                attempt += 1;
+                let wait = backoff(attempt);
+                on_retry(&e, wait, attempt);
+                if crate::interrupt::sleep(wait) {
+                    return Err(e);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The wait before retry number `attempt` (from 1): 0.5 s doubling, at
+/// most 10 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
+    Duration::from_millis(ms.min(10_000))
+}
+
 /// One entry of a remote listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -504,4 +546,18 @@ pub fn get_raw(
         secs: started.elapsed().as_secs_f64(),
         outcome: Outcome::Unverified,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_to_ten() {
+        let secs: Vec<f64> = [1, 2, 3, 4, 5, 6, 100, u32::MAX]
+            .iter()
+            .map(|&a| backoff(a).as_secs_f64())
+            .collect();
+        assert_eq!(secs, [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]);
+    }
 }
