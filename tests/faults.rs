@@ -576,3 +576,66 @@ fn get_through_a_stall_times_out_keeps_its_part_and_resumes_later() {
     assert_eq!(hash_file(&root.join("f.bin")), hash_file(&out));
     assert!(!part.exists());
 }
+
+#[test]
+fn udp_loss_drops_what_forward_reports_and_nothing_else() {
+    // The target counts what arrives, draining as it comes.
+    let target: UdpSocket = {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        // Room for the whole burst (the kernel caps it at twice rmem_max).
+        let _ = s.set_recv_buffer_size(1 << 20);
+        s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        s.into()
+    };
+    let taddr = target.local_addr().unwrap();
+    target
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let counter = std::thread::spawn(move || {
+        let mut n = 0u64;
+        let mut b = [0u8; 64];
+        while target.recv(&mut b).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    let p = sockit_noinput(&[
+        "-v",
+        "forward",
+        "udp:127.0.0.1:0",
+        &format!("udp:{taddr}"),
+        "--loss",
+        "up:5%",
+        "--seed",
+        "9",
+        "--idle-timeout",
+        "1",
+    ]);
+    let port = p.listening().port().to_string();
+    let lines: String = (0..500).map(|i| format!("datagram {i}\n")).collect();
+    let f = run(
+        &["udp", "send", "127.0.0.1", &port, "--wait", "0.1"],
+        lines.as_bytes(),
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    let said = p.stderr.wait_for(" down\n");
+    let line = said
+        .lines()
+        .find(|l| l.contains("the faults dropped"))
+        .unwrap()
+        .to_string();
+    let num = |after: &str| -> u64 {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (relayed, dropped) = (num("; "), num("dropped "));
+    let arrived = counter.join().unwrap();
+    assert_eq!(arrived, relayed - dropped, "{line}");
+    let pct = 100.0 * dropped as f64 / relayed as f64;
+    assert!((1.0..=10.0).contains(&pct), "{pct}% dropped: {line}");
+}

@@ -41,6 +41,8 @@ struct Session {
     /// `--loss`, `--duplicate`, `--reorder` on the way up, if this
     /// session suffers them.
     chaos: Option<Chaos>,
+    /// Replies the faults dropped (the replies task counts them).
+    dropped_down: Arc<AtomicU64>,
 }
 
 /// Binds the UDP listener: the first candidate address that binds. No
@@ -122,11 +124,6 @@ pub(super) async fn run(
                     .collect();
                 for c in expired {
                     if let Some(s) = sessions.remove(&c) {
-                        tracing::info!(
-                            "{}: UDP session ended after {} s idle",
-                            show_addr(c),
-                            idle.as_secs_f64()
-                        );
                         end_session(&events, c, s, "idle").await;
                     }
                 }
@@ -232,6 +229,7 @@ pub(super) async fn run(
                 let up = Arc::new(up);
                 let last_ms = Arc::new(AtomicU64::new(now_ms()));
                 let down_count = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+                let dropped_down = Arc::new(AtomicU64::new(0));
                 let task = tokio::spawn(replies(
                     Ways {
                         up: up.clone(),
@@ -242,7 +240,7 @@ pub(super) async fn run(
                     down_count.clone(),
                     started,
                     buffer,
-                    chaos_down,
+                    chaos_down.map(|c| (c, dropped_down.clone())),
                 ));
                 sessions.insert(
                     client,
@@ -252,6 +250,7 @@ pub(super) async fn run(
                         last_ms,
                         up_count: (0, 0),
                         chaos: chaos_up,
+                        dropped_down: dropped_down.clone(),
                         down_count,
                         started: Instant::now(),
                         task,
@@ -304,7 +303,7 @@ async fn replies(
     count: Arc<(AtomicU64, AtomicU64)>,
     started: Instant,
     buffer: usize,
-    mut chaos: Option<Chaos>,
+    mut chaos: Option<(Chaos, Arc<AtomicU64>)>,
 ) {
     let mut b = vec![0u8; buffer + 1];
     loop {
@@ -322,9 +321,12 @@ async fn replies(
                 match &mut chaos {
                     // Straight to the socket, as above: a full buffer
                     // drops the datagram.
-                    Some(c) => c.pass(&b[..m], |d| {
-                        let _ = socket2::SockRef::from(&*sock).send_to(d, &client.into());
-                    }),
+                    Some((c, dropped)) => {
+                        c.pass(&b[..m], |d| {
+                            let _ = socket2::SockRef::from(&*sock).send_to(d, &client.into());
+                        });
+                        dropped.store(c.dropped, Ordering::Relaxed);
+                    }
                     None => {
                         let _ = sock.send_to(&b[..m], client).await;
                     }
@@ -339,29 +341,42 @@ async fn replies(
 
 async fn end_session(events: &Events, client: SocketAddr, s: Session, why: &str) {
     s.task.abort();
+    let down = (
+        s.down_count.0.load(Ordering::Relaxed),
+        s.down_count.1.load(Ordering::Relaxed),
+    );
+    // Datagrams the faults dropped, each way, when this session had any.
+    let dropped = s
+        .chaos
+        .as_ref()
+        .map(|c| (c.dropped, s.dropped_down.load(Ordering::Relaxed)));
+    let lost = dropped.map_or_else(String::new, |(u, d)| {
+        format!("; the faults dropped {u} up, {d} down")
+    });
+    tracing::info!(
+        "{} -> {}: UDP session ended ({why}); {} datagrams up, {} down{lost}",
+        show_addr(client),
+        s.name,
+        s.up_count.0,
+        down.0
+    );
     if !events.on() {
         return;
     }
-    events
-        .emit(
-            "close",
-            &[
-                ("client", events::s(&show_addr(client))),
-                ("target", events::s(&s.name)),
-                ("proto", events::s("udp")),
-                ("end", events::s(why)),
-                ("datagrams_up", s.up_count.0.to_string()),
-                ("bytes_up", s.up_count.1.to_string()),
-                (
-                    "datagrams_down",
-                    s.down_count.0.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "bytes_down",
-                    s.down_count.1.load(Ordering::Relaxed).to_string(),
-                ),
-                ("secs", format!("{:.6}", s.started.elapsed().as_secs_f64())),
-            ],
-        )
-        .await;
+    let mut fields = vec![
+        ("client", events::s(&show_addr(client))),
+        ("target", events::s(&s.name)),
+        ("proto", events::s("udp")),
+        ("end", events::s(why)),
+        ("datagrams_up", s.up_count.0.to_string()),
+        ("bytes_up", s.up_count.1.to_string()),
+        ("datagrams_down", down.0.to_string()),
+        ("bytes_down", down.1.to_string()),
+        ("secs", format!("{:.6}", s.started.elapsed().as_secs_f64())),
+    ];
+    if let Some((u, d)) = dropped {
+        fields.push(("dropped_up", u.to_string()));
+        fields.push(("dropped_down", d.to_string()));
+    }
+    events.emit("close", &fields).await;
 }
