@@ -585,7 +585,8 @@ fn udp_loss_drops_what_forward_reports_and_nothing_else() {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
         // Room for the whole burst (the kernel caps it at twice rmem_max).
         let _ = s.set_recv_buffer_size(1 << 20);
-        s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
         s.into()
     };
     let taddr = target.local_addr().unwrap();
@@ -638,4 +639,41 @@ fn udp_loss_drops_what_forward_reports_and_nothing_else() {
     assert_eq!(arrived, relayed - dropped, "{line}");
     let pct = 100.0 * dropped as f64 / relayed as f64;
     assert!((1.0..=10.0).contains(&pct), "{pct}% dropped: {line}");
+}
+
+#[test]
+fn chat_lines_arrive_whole_through_slice_1_both_ways() {
+    use std::io::BufRead;
+    let server = sockit(&["tcp", "listen", "127.0.0.1:0", "--chat"]);
+    let (_p, addr) = forward(&[
+        &server.listening().to_string(),
+        "--slice",
+        "1",
+        "--slice-delay",
+        "1ms",
+    ]);
+    let join = |nick: &str| {
+        let s = connect(addr);
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        w.write_all(format!("/nick {nick}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        while !line.contains(&format!("is now {nick}")) {
+            line.clear();
+            assert!(
+                r.read_line(&mut line).unwrap() > 0,
+                "closed before the nick took"
+            );
+        }
+        (r, w)
+    };
+    let (_ar, mut aw) = join("alice");
+    let (mut br, _bw) = join("bob");
+    aw.write_all("sticky 你好 packets\n".as_bytes()).unwrap();
+    let mut line = String::new();
+    while !line.contains("sticky") {
+        line.clear();
+        assert!(br.read_line(&mut line).unwrap() > 0);
+    }
+    assert_eq!(line, "[alice] sticky 你好 packets\n");
 }
