@@ -12,11 +12,7 @@ use std::time::{Duration, Instant};
 use util::*;
 
 fn forward(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut full = vec!["-v", "forward", "127.0.0.1:0"];
-    full.extend_from_slice(args);
-    let p = sockit_noinput(&full);
-    let a = p.listening();
-    (p, a)
+    forward_loopback(args)
 }
 
 /// A target on loopback that records what one client sent, read by read,
@@ -365,12 +361,7 @@ fn sockit_in_config(cfg: &std::path::Path, args: &[&str]) -> Proc {
 
 #[test]
 fn get_through_slices_and_delay_is_verified() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, dl) = (tmp.path().join("srv"), tmp.path().join("dl"));
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::create_dir_all(&dl).unwrap();
-    std::fs::write(root.join("f.bin"), random_bytes(1 << 20, 17)).unwrap();
-    let server = sockit_noinput(&["serve", root.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let (_tmp, root, dl, server) = served_file(1 << 20);
     let (_p, addr) = forward(&[
         &server.listening().to_string(),
         "--slice",
@@ -379,19 +370,18 @@ fn get_through_slices_and_delay_is_verified() {
         "5ms",
     ]);
     let out = dl.join("f.bin");
-    let f = run(
-        &[
-            "get",
-            &addr.to_string(),
-            "f.bin",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let f = get_to(addr, &out, &[]);
     assert_eq!(f.code(), 0, "{}", f.stderr);
     assert!(f.stderr.contains("blake3 verified"), "{}", f.stderr);
     assert_eq!(hash_file(&root.join("f.bin")), hash_file(&out));
+}
+
+/// `sockit get ADDR f.bin -o OUT EXTRA…`.
+fn get_to(addr: impl std::fmt::Display, out: &std::path::Path, extra: &[&str]) -> Finished {
+    let addr = addr.to_string();
+    let mut args = vec!["get", addr.as_str(), "f.bin", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args, b"")
 }
 
 #[test]
@@ -497,18 +487,7 @@ fn get_retry_resumes_through_resets_until_the_file_is_verified() {
         "down:20M",
     ]);
     let out = dl.join("f.bin");
-    let f = run(
-        &[
-            "get",
-            &addr.to_string(),
-            "f.bin",
-            "-o",
-            out.to_str().unwrap(),
-            "--retry",
-            "6",
-        ],
-        b"",
-    );
+    let f = get_to(addr, &out, &["--retry", "6"]);
     assert_eq!(f.code(), 0, "{}", f.stderr);
     assert!(
         f.stderr.contains("retrying in 0.5 s (1 of 6)"),
@@ -520,16 +499,7 @@ fn get_retry_resumes_through_resets_until_the_file_is_verified() {
     // Without --retry the first reset is the end, in one sentence, and
     // the .part stays for the next run.
     let out2 = dl.join("g.bin");
-    let f = run(
-        &[
-            "get",
-            &addr.to_string(),
-            "f.bin",
-            "-o",
-            out2.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let f = get_to(addr, &out2, &[]);
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(
         f.stderr.contains("run the same command again to resume"),
@@ -544,33 +514,13 @@ fn get_through_a_stall_times_out_keeps_its_part_and_resumes_later() {
     let (_tmp, root, dl, server) = served_file(2 << 20);
     let (_p, addr) = forward(&[&server.listening().to_string(), "--stall-after", "down:1M"]);
     let out = dl.join("f.bin");
-    let f = run(
-        &[
-            "get",
-            &addr.to_string(),
-            "f.bin",
-            "-o",
-            out.to_str().unwrap(),
-            "--timeout",
-            "1",
-        ],
-        b"",
-    );
+    let f = get_to(addr, &out, &["--timeout", "1"]);
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(f.stderr.contains("nothing arrived for 1 s"), "{}", f.stderr);
     let part = dl.join("f.bin.part");
     assert!(std::fs::metadata(&part).unwrap().len() > 0);
     // Straight from the server, the next run resumes and verifies.
-    let f = run(
-        &[
-            "get",
-            &server.listening().to_string(),
-            "f.bin",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let f = get_to(server.listening(), &out, &[]);
     assert_eq!(f.code(), 0, "{}", f.stderr);
     assert!(f.stderr.contains("blake3 verified"), "{}", f.stderr);
     assert_eq!(hash_file(&root.join("f.bin")), hash_file(&out));

@@ -11,18 +11,6 @@ use std::time::Duration;
 
 use util::*;
 
-/// CPU seconds a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
-
 /// Starts `sockit -v ARGS` with 48 descriptors, floods it with 60 clients,
 /// checks that it backs off (under half a CPU-second in a second) and that
 /// `kept` (a check on a peer connected before the flood) still passes, then

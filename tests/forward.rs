@@ -34,11 +34,7 @@ fn assert_reset(addr: SocketAddr) {
 }
 
 fn forward(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut full = vec!["-v", "forward", "127.0.0.1:0"];
-    full.extend_from_slice(args);
-    let p = sockit_noinput(&full);
-    let a = p.listening();
-    (p, a)
+    forward_loopback(args)
 }
 
 #[test]
@@ -446,19 +442,9 @@ fn past_the_descriptor_limit_the_relay_backs_off_and_recovers() {
         .filter_map(|_| std::net::TcpStream::connect(addr).ok())
         .collect();
     fwd.stderr.wait_for("accept failed");
-    let cpu = |pid: u32| -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-    };
-    let before = cpu(fwd.child.id());
+    let before = cpu_secs(fwd.child.id());
     std::thread::sleep(Duration::from_secs(1));
-    let used = cpu(fwd.child.id()) - before;
+    let used = cpu_secs(fwd.child.id()) - before;
     assert!(
         used < 0.5,
         "the relay used {used} s of CPU in 1 s while out of descriptors"

@@ -610,3 +610,24 @@ pub fn round_trip_unix(path: &Path, data: &[u8]) -> Vec<u8> {
     writer.join().unwrap();
     back
 }
+
+/// CPU seconds (user and system) a process has used so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// `sockit -v forward 127.0.0.1:0 ARGS…`, and where it listens.
+pub fn forward_loopback(args: &[&str]) -> (Proc, SocketAddr) {
+    let mut full = vec!["-v", "forward", "127.0.0.1:0"];
+    full.extend_from_slice(args);
+    let p = sockit_noinput(&full);
+    let a = p.listening();
+    (p, a)
+}
