@@ -638,3 +638,41 @@ mod tests {
         assert_eq!(describe(&e), "network is unreachable");
     }
 }
+
+/// The warning for a listener whose accept fails (out of descriptors, most
+/// often): the first failure is logged, then at most one line a second
+/// with the count, so a listener retrying every 50 ms does not flood the
+/// log.
+#[derive(Debug, Default)]
+pub struct AcceptTrouble {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptTrouble {
+    /// How long a listener waits before it tries to accept again.
+    pub const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+    /// Notes one failed accept, logging as said above.
+    pub fn failed(&mut self, e: &std::io::Error) {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < std::time::Duration::from_secs(1) => {
+                self.unlogged += 1;
+            }
+            _ => {
+                if self.unlogged == 0 {
+                    tracing::warn!("accept failed ({}); retrying", describe(e));
+                } else {
+                    tracing::warn!(
+                        "accept failed ({}) {} more times in the last second; retrying",
+                        describe(e),
+                        self.unlogged
+                    );
+                }
+                self.last = Some(now);
+                self.unlogged = 0;
+            }
+        }
+    }
+}

@@ -57,14 +57,15 @@ pub async fn serve_with(
     } else {
         sec.handshake_timeout
     };
+    let mut trouble = crate::net::AcceptTrouble::default();
     loop {
         let (s, peer) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!("accept failed ({}); retrying", describe(&e));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    trouble.failed(&e);
+                    tokio::time::sleep(crate::net::AcceptTrouble::BACKOFF).await;
                     continue;
                 }
             },

@@ -665,6 +665,7 @@ impl Ctx {
 async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let stop = ctx.stop.clone();
+    let mut trouble = crate::net::AcceptTrouble::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -676,10 +677,10 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
             Err(e) => {
                 // Out of descriptors and the like: back off instead of
                 // spinning, and keep relaying the clients we have.
-                tracing::warn!("accept failed ({}); retrying", describe(&e));
+                trouble.failed(&e);
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    _ = tokio::time::sleep(crate::net::AcceptTrouble::BACKOFF) => continue,
                 }
             }
         };

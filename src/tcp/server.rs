@@ -104,6 +104,7 @@ pub async fn serve(
     }
     let mut summary = ServeSummary::default();
     let listener: Listener = listener.into();
+    let mut trouble = crate::net::AcceptTrouble::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -115,10 +116,10 @@ pub async fn serve(
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly
                 // instead of spinning, and keep serving the peers we have.
-                tracing::warn!("accept failed ({}); retrying", crate::net::describe(&e));
+                trouble.failed(&e);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    _ = tokio::time::sleep(crate::net::AcceptTrouble::BACKOFF) => continue,
                 }
             }
         };

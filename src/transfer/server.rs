@@ -79,6 +79,7 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
         hashes: Mutex::new(HashMap::new()),
         active: AtomicUsize::new(0),
     });
+    let mut trouble = crate::net::AcceptTrouble::default();
     loop {
         // Ctrl-C (when the caller installed crate::interrupt) stops serving.
         if crate::interrupt::requested() {
@@ -98,8 +99,8 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                tracing::warn!("accept failed ({}); retrying", describe(&e));
-                std::thread::sleep(Duration::from_millis(50));
+                trouble.failed(&e);
+                std::thread::sleep(crate::net::AcceptTrouble::BACKOFF);
                 continue;
             }
         };
