@@ -1,6 +1,5 @@
 //! Every listener out of file descriptors (issue 15, part 3): `tcp listen`,
-//! `serve` and `bench server` (forward has its own test in forward.rs) keep
-//! the peers they have, do not spin while accept fails with EMFILE, and
+//! `serve`, `bench server` and `forward` keep the peers they have, do not spin while accept fails with EMFILE, and
 //! accept again once descriptors come back. Run under `prlimit`.
 
 mod util;
@@ -150,6 +149,31 @@ fn a_half_closed_echo_peer_still_gets_its_answer_during_the_flood() {
         |addr| {
             let mut c = connect(addr);
             echoes(&mut c, b"back\n")
+        },
+    );
+}
+
+#[test]
+fn forward_out_of_descriptors_keeps_its_relays_and_recovers() {
+    let echo = sockit_noinput(&["tcp", "listen", "127.0.0.1:0", "--echo", "-k"]);
+    let target = echo.listening().to_string();
+    exhaust(
+        &["forward", "127.0.0.1:0", &target],
+        |addr| {
+            let mut c = connect(addr);
+            Box::new(move || echoes(&mut c, b"still relayed\n"))
+        },
+        // A new client is relayed whole, half-close included.
+        |addr| {
+            let Ok(mut c) = TcpStream::connect_timeout(&addr, WAIT) else {
+                return false;
+            };
+            let mut v = Vec::new();
+            c.set_read_timeout(Some(WAIT)).is_ok()
+                && c.write_all(b"back\n").is_ok()
+                && c.shutdown(Shutdown::Write).is_ok()
+                && c.read_to_end(&mut v).is_ok()
+                && v == b"back\n"
         },
     );
 }

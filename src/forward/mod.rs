@@ -608,12 +608,9 @@ pub async fn serve_tcp(
     let listener_err = |e: std::io::Error| ForwardError::Listener(describe(&e));
     let target_tls = target_configs(&opts)?;
     listener.set_nonblocking(true).map_err(listener_err)?;
-    let l = TcpListener::from_std(listener).map_err(listener_err)?;
-    let want = opts.wants_local();
+    let bound = Bound::Tcp(listener, opts.wants_local());
     let ctx = Arc::new(Ctx::new(opts, target_tls, Events::default(), stop));
-    serve(Acceptor::Tcp(l, want), ctx.clone())
-        .await
-        .map_err(listener_err)?;
+    serve_task(bound, ctx.clone()).await.map_err(listener_err)?;
     Ok(ctx.summary())
 }
 
@@ -706,11 +703,10 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
         };
         let id = ctx.relayed.fetch_add(1, Ordering::Relaxed) + 1;
         let ctx2 = ctx.clone();
-        let fut = async move {
+        tracker.spawn(async move {
             let _permit = permit;
             relay(client, peer, &ctx2, id).await;
-        };
-        tracker.spawn(fut);
+        });
         if ctx.opts.once {
             break;
         }

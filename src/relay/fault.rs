@@ -93,9 +93,24 @@ pub struct DirFaults {
 }
 
 impl DirFaults {
+    /// Nothing at all.
+    pub const NONE: DirFaults = DirFaults {
+        delay: None,
+        rate: None,
+        slice: None,
+        slice_delay: None,
+        reset_after: None,
+        close_after: None,
+        stall_after: None,
+        slow_close: None,
+        loss: None,
+        duplicate: None,
+        reorder: None,
+    };
+
     /// Whether anything is set.
     pub fn any(&self) -> bool {
-        *self != DirFaults::default()
+        *self != DirFaults::NONE
     }
 
     /// The byte limit that ends the direction first, and how.
@@ -273,16 +288,12 @@ impl Faults {
             }
             Ok(())
         };
-        let r = (|| {
-            if up {
-                apply(&mut self.up)?;
+        for (chosen, f) in [(up, &mut self.up), (down, &mut self.down)] {
+            if chosen {
+                apply(f).map_err(|e| format!("{flag} {value:?}: {e}"))?;
             }
-            if down {
-                apply(&mut self.down)?;
-            }
-            Ok(())
-        })();
-        r.map_err(|e: String| format!("{flag} {value:?}: {e}"))
+        }
+        Ok(())
     }
 
     /// `--fault-share FRACTION`: 0 to 1, or a percentage.

@@ -502,7 +502,7 @@ async fn copy<R, W>(
     mut w: W,
     from: Side,
     meter: &Meter,
-    mut dir: Dir<'_>,
+    dir: Dir<'_>,
 ) -> Result<(), (Side, io::Error)>
 where
     R: AsyncRead + Unpin,
@@ -510,15 +510,20 @@ where
 {
     let to = if from == Side::A { Side::B } else { Side::A };
     let mut buf = vec![0u8; COPY_BUF];
-    let limit = dir.faults.as_ref().and_then(|(f, _)| f.limit());
-    let rate = dir.faults.as_ref().and_then(|(f, _)| f.rate);
+    // Without faults: no limits, no waits, one piece per chunk.
+    let mut unused = fault::Rand::new(0);
+    let (f, rng) = match dir.faults {
+        Some((f, rng)) => (f, rng),
+        None => (&fault::DirFaults::NONE, &mut unused),
+    };
+    let limit = f.limit();
     let started = Instant::now();
     let mut sent = 0u64;
     loop {
         let mut want = buf.len();
-        if let Some(rate) = rate {
+        if let Some(rate) = f.rate {
             // A twentieth of a second's worth at a time: the cap is smooth.
-            want = want.min(((rate / 20).max(1)).min(usize::MAX as u64) as usize);
+            want = want.min(usize::try_from((rate / 20).max(1)).unwrap_or(usize::MAX));
         }
         if let Some((n, how)) = limit {
             let left = n.saturating_sub(sent);
@@ -534,24 +539,19 @@ where
         };
         if n == 0 {
             meter.eof(from);
-            if let Some(d) = dir.faults.as_ref().and_then(|(f, _)| f.slow_close) {
+            if let Some(d) = f.slow_close {
                 tokio::time::sleep(d).await;
             }
             let _ = w.shutdown().await;
             return Ok(());
         }
-        let mut off = 0;
-        if let Some((f, rng)) = dir.faults.as_mut() {
-            if let Some((d, j)) = f.delay {
-                tokio::time::sleep(rng.jittered(d, j)).await;
-            }
+        if let Some((d, j)) = f.delay {
+            tokio::time::sleep(rng.jittered(d, j)).await;
         }
+        let mut off = 0;
         while off < n {
-            let piece = match dir.faults.as_mut() {
-                Some((f, rng)) => match f.slice {
-                    Some((lo, hi)) => rng.size(lo, hi).min(n - off),
-                    None => n - off,
-                },
+            let piece = match f.slice {
+                Some((lo, hi)) => rng.size(lo, hi).min(n - off),
                 None => n - off,
             };
             match w.write_all(&buf[off..off + piece]).await {
@@ -569,7 +569,7 @@ where
             off += piece;
             sent += piece as u64;
             meter.moved(from, piece);
-            if let Some(rate) = rate {
+            if let Some(rate) = f.rate {
                 let due = Duration::from_secs_f64(sent as f64 / rate as f64);
                 let so_far = started.elapsed();
                 if due > so_far {
@@ -577,7 +577,7 @@ where
                 }
             }
             if off < n {
-                if let Some(d) = dir.faults.as_ref().and_then(|(f, _)| f.slice_delay) {
+                if let Some(d) = f.slice_delay {
                     tokio::time::sleep(d).await;
                 }
             }

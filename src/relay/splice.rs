@@ -217,9 +217,9 @@ pub(crate) async fn one_way(
             match small_once(src, dst)? {
                 Small::WouldBlock => continue,
                 Small::Eof => return Ok(()),
-                Small::Moved(n, full) => {
+                Small::Moved(n) => {
                     moved(n);
-                    bulk = full;
+                    bulk = n == SMALL_BUF;
                     continue;
                 }
                 Small::Partial(rest, n) => {
@@ -297,8 +297,8 @@ enum Small {
     WouldBlock,
     /// The source ended.
     Eof,
-    /// This many bytes went through; `true` when the read filled the buffer.
-    Moved(usize, bool),
+    /// This many bytes went through (all of the buffer: bulk follows).
+    Moved(usize),
     /// The destination took only part: the rest, and the bytes read.
     Partial(Vec<u8>, usize),
 }
@@ -338,7 +338,7 @@ fn small_once(src: Sock<'_>, dst: Sock<'_>) -> Result<Small, Fault> {
             Err(e) => return Err(Fault::Dest(e)),
         }
     }
-    Ok(Small::Moved(n, n == SMALL_BUF))
+    Ok(Small::Moved(n))
 }
 
 fn read_raw(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
