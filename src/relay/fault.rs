@@ -248,6 +248,13 @@ impl Faults {
             (true, true, value)
         };
         let flag = opt.flag();
+        if let Some((word, _)) = v.split_once(':') {
+            if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(format!(
+                    "{flag} {value:?}: {word:?} is not a direction; write up: or down: (or neither, for both)"
+                ));
+            }
+        }
         let apply = |f: &mut DirFaults| -> Result<(), String> {
             match opt {
                 FaultOpt::Delay => {
@@ -306,7 +313,7 @@ impl Faults {
         } else {
             match v.parse::<f64>() {
                 Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-                _ => Err("is a fraction of connections from 0 to 1, or 0% to 100%".into()),
+                _ => Err("must be a fraction of connections from 0 to 1, or 0% to 100%".into()),
             }
         };
         self.share = share.map_err(|e| format!("--fault-share {v:?}: {e}"))?;
