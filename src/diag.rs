@@ -164,7 +164,8 @@ pub fn ping(
 /// # Errors
 /// A message naming the bad part.
 pub fn parse_ports(spec: &str) -> Result<Vec<u16>, String> {
-    let mut ports = Vec::new();
+    // A set, not a list: `1-65535,1-65535,…` must not grow without bound.
+    let mut seen = vec![false; 65536];
     for part in spec.split(',').map(str::trim) {
         if part.is_empty() {
             return Err(format!("empty entry in port list {spec:?}"));
@@ -175,16 +176,14 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>, String> {
             if a > b {
                 return Err(format!("range {part:?} runs backwards"));
             }
-            ports.extend(a..=b);
+            seen[usize::from(a)..=usize::from(b)].fill(true);
         } else if part.bytes().all(|c| c.is_ascii_digit()) {
-            ports.push(net::parse_port(part)?);
+            seen[usize::from(net::parse_port(part)?)] = true;
         } else {
-            ports.push(lookup::service(part, "tcp").map_err(|e| e.to_string())?);
+            seen[usize::from(lookup::service(part, "tcp").map_err(|e| e.to_string())?)] = true;
         }
     }
-    ports.sort_unstable();
-    ports.dedup();
-    Ok(ports)
+    Ok((1..=u16::MAX).filter(|&p| seen[usize::from(p)]).collect())
 }
 
 /// An open port and its service name, if the services database has one.
@@ -336,6 +335,16 @@ async fn probe(addr: SocketAddr, timeout: Duration) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seen while writing fuzz/parsers: repeated ranges grew the list
+    /// before it was deduplicated; the ports are a set from the start.
+    #[test]
+    fn repeated_ranges_stay_one_set() {
+        let spec = vec!["1-65535"; 200].join(",");
+        let ports = parse_ports(&spec).unwrap();
+        assert_eq!(ports.len(), 65535);
+        assert_eq!((ports[0], ports[65534]), (1, 65535));
+    }
 
     #[test]
     fn port_lists() {

@@ -223,6 +223,9 @@ impl FromStr for BindAddr {
         }
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = parse_port_or_zero(port)?;
+        if !host.is_empty() && host != "*" {
+            check_name(host).map_err(|why| format!("{s:?}: {why}"))?;
+        }
         Ok(BindAddr {
             host: if host.is_empty() || host == "*" {
                 None
@@ -271,10 +274,10 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>,
                 host: host.to_string(),
             });
         }
-        if bare.is_empty() {
+        if let Err(reason) = check_name(bare) {
             return Err(NetError::Resolve {
                 host: host.to_string(),
-                reason: "the name is empty".into(),
+                reason: reason.into(),
             });
         }
         (bare, port)
@@ -298,6 +301,24 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>,
         });
     }
     Ok(out)
+}
+
+/// Whether `name` could be a host name at all: not empty, at most 253
+/// bytes, no spaces or control characters. Anything else is refused before
+/// the resolver sends it anywhere.
+///
+/// # Errors
+/// A short phrase saying what is wrong with the name.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("the name is empty")
+    } else if name.len() > 253 {
+        Err("a host name is at most 253 bytes")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("a host name holds no spaces or control characters")
+    } else {
+        Ok(())
+    }
 }
 
 /// Turns the resolver's error into a short phrase.
@@ -568,6 +589,21 @@ pub fn raise_nofile_limit() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzz/parsers: a host of spaces and control characters
+    /// printed back as a different address. Such a host is refused.
+    #[test]
+    fn hosts_with_spaces_or_control_characters_are_refused() {
+        for bad in ["[\u{c}\u{e} x]:6", "a b:80", "[ ]:5", "tab\there:1"] {
+            assert!(bad.parse::<BindAddr>().is_err(), "{bad:?}");
+        }
+        assert!("*:80".parse::<BindAddr>().is_ok());
+        assert!("[::1]:80".parse::<BindAddr>().is_ok());
+        assert!(check_name(&"a".repeat(254)).is_err());
+        // Refused before the resolver could send it anywhere.
+        let err = resolve("no such host", 80, Family::Any).unwrap_err();
+        assert!(err.to_string().contains("no spaces"), "{err}");
+    }
 
     #[test]
     fn bind_addr_forms() {

@@ -133,6 +133,8 @@ pub struct Line {
 /// remaining bytes come out the same way. `buf` never needs to hold more
 /// than `max + 1` bytes plus one read.
 pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
+    // A limit of 0 would never let a line out before the end; 1 is the least.
+    let max = max.max(1);
     let window = buf.len().min(max.saturating_add(1));
     if let Some(i) = memchr::memchr(b'\n', &buf[..window]) {
         if i <= max {
@@ -146,7 +148,7 @@ pub fn next_line(buf: &mut BytesMut, max: usize, eof: bool) -> Option<Line> {
     }
     // Only past `max` bytes with no newline is the line known to be too long;
     // a line of exactly `max` bytes may still end with the next byte.
-    if buf.len() > max && max > 0 {
+    if buf.len() > max {
         return Some(Line {
             data: buf.split_to(max).freeze(),
             ended: false,
@@ -258,6 +260,16 @@ pub fn counted(n: u64, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seen while writing fuzz/gbk_lines: a limit of 0 let the buffer grow
+    /// without bound until the end of the stream. It counts as 1.
+    #[test]
+    fn a_zero_line_limit_still_bounds_the_buffer() {
+        let mut buf = BytesMut::from(&b"abc\n"[..]);
+        let first = next_line(&mut buf, 0, false).unwrap();
+        assert_eq!((&first.data[..], first.ended), (&b"a"[..], false));
+        assert!(buf.len() <= 3);
+    }
 
     #[test]
     fn counts_take_the_right_noun() {

@@ -175,6 +175,7 @@ fn parse_host_port(s: &str, whole: &str) -> Result<(String, u16), ForwardError> 
         if h.is_empty() || h.contains(':') {
             return Err(bad());
         }
+        net::check_name(h).map_err(|why| ForwardError::Usage(format!("{whole:?}: {why}")))?;
         (
             h.to_string(),
             net::parse_port(p).map_err(ForwardError::Usage)?,

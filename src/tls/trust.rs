@@ -337,15 +337,27 @@ pub(crate) fn known_host(path: &Path, key: &str) -> Result<Option<(usize, String
         }
     };
     // Bounded: a known_hosts file is small; stop at 1 MiB.
-    let reader = io::BufReader::new(f.take(1 << 20));
+    find_known_host(io::BufReader::new(f.take(1 << 20)), key).map_err(|e| {
+        TlsError::Config(format!(
+            "could not read {} ({})",
+            path.display(),
+            describe(&e)
+        ))
+    })
+}
+
+/// Finds `key` in known_hosts text (lines of `host:port fingerprint`,
+/// anything after the fingerprint ignored): its 1-based line number and
+/// fingerprint. The first matching line wins. Pure apart from `reader`.
+///
+/// # Errors
+/// A read error, or a line that is not UTF-8.
+pub fn find_known_host<R: io::BufRead>(
+    reader: R,
+    key: &str,
+) -> io::Result<Option<(usize, String)>> {
     for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| {
-            TlsError::Config(format!(
-                "could not read {} ({})",
-                path.display(),
-                describe(&e)
-            ))
-        })?;
+        let line = line?;
         let mut parts = line.split_whitespace();
         if let (Some(k), Some(fp)) = (parts.next(), parts.next()) {
             if k == key {

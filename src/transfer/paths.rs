@@ -112,6 +112,8 @@ fn check_request(request: &str, hidden: bool) -> Result<PathBuf, Refusal> {
             p if p.starts_with('.') && !hidden => {
                 return Err(forbid("hidden file (the server needs --hidden)"))
             }
+            // NAME_MAX: no file has a longer name component.
+            p if p.len() > 255 => return Err(forbid("has a name longer than 255 bytes")),
             p => out.push(p),
         }
     }
@@ -146,6 +148,16 @@ pub fn base_name(request: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzz/path_jail: a name past NAME_MAX came back as
+    /// "cannot be resolved" from the kernel; it is refused by rule now.
+    #[test]
+    fn names_longer_than_name_max_are_refused() {
+        let long = format!("d/{}", "x".repeat(256));
+        let r = check_request(&long, false).unwrap_err();
+        assert!(r.reason.contains("255 bytes"), "{r:?}");
+        assert!(check_request(&"x".repeat(255), false).is_ok());
+    }
 
     #[test]
     fn request_text_rules() {
