@@ -627,3 +627,133 @@ fn chat_lines_arrive_whole_through_slice_1_both_ways() {
     }
     assert_eq!(line, "[alice] sticky 你好 packets\n");
 }
+
+#[test]
+fn bench_udp_through_loss_reports_what_forward_dropped() {
+    // The server keeps its UDP tests on one port, so forward can point at it.
+    let server = sockit_noinput(&["bench", "server", "-l", "127.0.0.1:0", "--udp-port", "0"]);
+    let control = server.listening();
+    let said = server.stderr.wait_for("UDP tests on ");
+    let data: SocketAddr = said
+        .lines()
+        .find_map(|l| l.strip_prefix("UDP tests on "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let fwd = sockit_noinput(&[
+        "-v",
+        "forward",
+        "udp:127.0.0.1:0",
+        &format!("udp:{data}"),
+        "--loss",
+        "up:5%",
+        "--seed",
+        "4",
+        "--idle-timeout",
+        "1",
+    ]);
+    let relay = fwd.listening().port().to_string();
+    // 20 Mbit/s of 1400 B datagrams: nothing a loopback drops by itself.
+    let f = run(
+        &[
+            "bench",
+            "client",
+            &control.to_string(),
+            "udp",
+            "-t",
+            "1",
+            "-b",
+            "20M",
+            "--udp-port",
+            &relay,
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    let json = String::from_utf8_lossy(&f.stdout).to_string();
+    let field = |k: &str| -> u64 {
+        let at = json.find(&format!("\"{k}\":")).unwrap() + k.len() + 3;
+        json[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (sent, lost) = (field("packets"), field("lost_packets"));
+    let ended = fwd.stderr.wait_for(" down\n");
+    let line = ended
+        .lines()
+        .find(|l| l.contains("the faults dropped"))
+        .unwrap()
+        .to_string();
+    let rest = &line[line.find("dropped ").unwrap() + 8..];
+    let dropped: u64 = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent > 1000, "{json}");
+    let pct = 100.0 * dropped as f64 / sent as f64;
+    assert!((2.0..=8.0).contains(&pct), "{pct}% dropped: {line}");
+    // The bench reports the relay's drops, give or take a datagram or two
+    // still in flight when the test ended.
+    assert!(
+        lost.abs_diff(dropped) <= 2 + sent / 200,
+        "bench lost {lost}, forward dropped {dropped}: {json} / {line}"
+    );
+}
+
+#[test]
+fn a_fixed_udp_port_serves_one_test_at_a_time_and_flags_are_checked() {
+    let server = sockit_noinput(&["bench", "server", "-l", "127.0.0.1:0", "--udp-port", "0"]);
+    let control = server.listening().to_string();
+    let args = ["bench", "client", &control, "udp", "-t", "4", "-b", "1M"];
+    let first = sockit_noinput(&args);
+    server.stderr.wait_for("UDP tests on ");
+    // The first test holds the port for 4 s; a second one meanwhile is refused.
+    let deadline = Instant::now() + WAIT;
+    let mut refused = None;
+    while Instant::now() < deadline {
+        let f = run(
+            &["bench", "client", &control, "udp", "-t", "1", "-b", "1M"],
+            b"",
+        );
+        if f.code() != 0 {
+            refused = Some(f.stderr);
+            break;
+        }
+    }
+    let refused = refused.expect("a second UDP test was refused while the first ran");
+    assert!(refused.contains("busy with another test"), "{refused}");
+    assert_eq!(first.finish().code(), 0);
+    // Free again afterwards.
+    let f = run(
+        &["bench", "client", &control, "udp", "-t", "0.5", "-b", "1M"],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    let f = run(
+        &[
+            "bench",
+            "client",
+            &control,
+            "tcp",
+            "-t",
+            "0.5",
+            "--udp-port",
+            "9",
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 2, "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains("--udp-port is for the udp and udp-rr tests"),
+        "{}",
+        f.stderr
+    );
+}

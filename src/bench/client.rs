@@ -69,6 +69,9 @@ pub struct ClientOptions {
     pub tls: Option<ClientTlsOptions>,
     /// The server's name as typed, for TLS checks and known_hosts.
     pub host: String,
+    /// UDP tests: send to this port instead of the one the server opens
+    /// (a relay or NAT in between).
+    pub udp_port: Option<u16>,
 }
 
 /// One test's result, as label/value rows and a JSON object.
@@ -400,8 +403,9 @@ fn now_ns() -> u64 {
 /// to the port the server opened for it.
 fn udp_session(addr: SocketAddr, o: &ClientOptions) -> Result<(Stream, UdpSocket), BenchError> {
     let (control, reply) = open(addr, &hello(o, false), o)?;
-    let port =
+    let announced =
         field(&reply, "port").ok_or_else(|| BenchError::Lost("sent no UDP port".into()))? as u16;
+    let port = o.udp_port.unwrap_or(announced);
     let bind = if addr.is_ipv4() {
         "0.0.0.0:0"
     } else {

@@ -41,6 +41,67 @@ pub struct ServerSecurity {
     pub handshake_timeout: Duration,
     /// `--allow` and `--deny`.
     pub access: crate::access::AccessList,
+    /// `--udp-port`: one UDP socket for every UDP test (one test at a
+    /// time), so a relay or firewall can point at a fixed port. `None`
+    /// opens a new port for each test.
+    pub fixed_udp: Option<Arc<FixedUdp>>,
+}
+
+/// The UDP socket of `--udp-port`, and whether a test holds it.
+#[derive(Debug)]
+pub struct FixedUdp {
+    sock: UdpSocket,
+    busy: AtomicBool,
+}
+
+impl FixedUdp {
+    /// Binds `addr` (port 0 lets the kernel choose) for UDP tests.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn bind(addr: SocketAddr) -> std::io::Result<FixedUdp> {
+        let sock = UdpSocket::bind(addr)?;
+        let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(4 << 20);
+        Ok(FixedUdp {
+            sock,
+            busy: AtomicBool::new(false),
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// When the kernel cannot say.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The socket for one test, if no other test holds it; datagrams left
+    /// from an earlier test are dropped first.
+    fn take(self: &Arc<Self>) -> Option<Lease> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let lease = Lease(self.clone());
+        let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+        let sock = socket2::SockRef::from(&self.sock);
+        // Bounded: at most the receive buffer's worth of stale datagrams.
+        for _ in 0..100_000 {
+            if sock.recv_with_flags(&mut b, libc::MSG_DONTWAIT).is_err() {
+                break;
+            }
+        }
+        Some(lease)
+    }
+}
+
+/// Holds the fixed UDP socket for one test; dropping it frees the socket.
+struct Lease(Arc<FixedUdp>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::SeqCst);
+    }
 }
 
 /// [`serve`] with TLS and access control.
@@ -77,6 +138,7 @@ pub async fn serve_with(
         }
         let _ = s.set_nodelay(true);
         let tls = sec.tls.clone();
+        let udp = sec.fixed_udp.clone();
         tokio::spawn(async move {
             let who = show_addr(peer);
             let local = match s.local_addr() {
@@ -84,12 +146,12 @@ pub async fn serve_with(
                 Err(e) => return tracing::warn!("{who}: {}", io(e)),
             };
             let res = match tls {
-                None => client(s, local).await,
+                None => client(s, local, udp).await,
                 // Boxed: plain clients' tasks stay small (conns holds thousands).
                 Some(t) => {
                     let session = async move {
                         match crate::tls::accept_async(&t, s, peer, deadline).await {
-                            Ok(s) => Some(client(s, local).await),
+                            Ok(s) => Some(client(s, local, udp).await),
                             Err(e) => {
                                 tracing::warn!("{e}; closed");
                                 None
@@ -148,6 +210,7 @@ async fn say<W: AsyncWrite + Unpin>(w: &mut FramedWrite<W, FrameCodec>, text: &s
 async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
     s: S,
     local: SocketAddr,
+    fixed_udp: Option<Arc<FixedUdp>>,
 ) -> Res<Option<String>> {
     let (r, w) = tokio::io::split(s);
     let mut rd = FramedRead::new(r, FrameCodec::new(MAX_CONTROL));
@@ -241,9 +304,23 @@ async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
             }
         }
         Mode::Udp | Mode::UdpRr => {
-            let udp = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).map_err(io)?;
+            // Held until the test ends: one test at a time on a fixed port.
+            let (udp, _lease) = match &fixed_udp {
+                None => {
+                    let udp = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).map_err(io)?;
+                    let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(4 << 20);
+                    (udp, None)
+                }
+                Some(f) => match f.take() {
+                    Some(lease) => (f.sock.try_clone().map_err(io)?, Some(lease)),
+                    None => {
+                        let why = "the UDP test port (--udp-port) is busy with another test; try again when it ends";
+                        let _ = say(&mut wr, &format!("ERR {why}")).await;
+                        return Err(format!("refused a UDP test: {why}"));
+                    }
+                },
+            };
             let port = udp.local_addr().map_err(io)?.port();
-            let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(4 << 20);
             let stop = Arc::new(AtomicBool::new(false));
             let stop2 = stop.clone();
             let echo = hello.mode == Mode::UdpRr;

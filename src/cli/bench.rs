@@ -19,6 +19,11 @@ pub(crate) enum BenchCmd {
         /// Where to listen: PORT or ADDR:PORT.
         #[arg(long, short = 'l', value_name = "[ADDR:]PORT", default_value = "5301")]
         listen: BindAddr,
+        /// Run every UDP test on this one port (0: the kernel picks one),
+        /// one test at a time, so a relay or firewall can point at it.
+        /// Without it each UDP test gets a new port.
+        #[arg(long, value_name = "PORT", value_parser = sockit::net::parse_port_or_zero)]
+        udp_port: Option<u16>,
         #[command(flatten)]
         sec: ServerSecArgs,
     },
@@ -72,6 +77,11 @@ pub(crate) struct BenchClientCli {
     /// conns: the most connections to hold at once.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) max_conns: u32,
+    /// udp, udp-rr: send the datagrams to this port on the server's host
+    /// instead of the one the server opens for the test (a UDP relay or NAT
+    /// in between; see bench server --udp-port).
+    #[arg(long, value_name = "PORT", value_parser = sockit::net::parse_port)]
+    pub(crate) udp_port: Option<u16>,
     /// Print a JSON document (iperf3 field names where the figure is the same).
     #[arg(long)]
     pub(crate) json: bool,
@@ -83,21 +93,43 @@ impl BenchCmd {
     /// Runs the subcommand.
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
-            BenchCmd::Server { listen, sec } => server(listen, sec),
+            BenchCmd::Server {
+                listen,
+                udp_port,
+                sec,
+            } => server(listen, udp_port, sec),
             BenchCmd::Client(c) => client(c),
         }
     }
 }
 
 /// `bench server`.
-fn server(listen: BindAddr, sec: ServerSecArgs) -> anyhow::Result<ExitCode> {
+fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> anyhow::Result<ExitCode> {
+    use sockit::bench::server::FixedUdp;
     sockit::net::raise_nofile_limit();
     let l = sockit::net::bind_tcp(&listen, Family::Any)?;
-    sockit::net::announce_listening(l.local_addr()?);
+    let local = l.local_addr()?;
+    sockit::net::announce_listening(local);
+    let fixed_udp = match udp_port {
+        None => None,
+        Some(p) => {
+            let at = std::net::SocketAddr::new(local.ip(), p);
+            let f = FixedUdp::bind(at).map_err(|e| {
+                anyhow::anyhow!(
+                    "could not bind UDP {} for --udp-port ({})",
+                    sockit::net::show_addr(at),
+                    sockit::net::describe(&e)
+                )
+            })?;
+            eprintln!("UDP tests on {}", sockit::net::show_addr(f.local_addr()?));
+            Some(std::sync::Arc::new(f))
+        }
+    };
     let security = sockit::bench::server::ServerSecurity {
         tls: sec.tls()?,
         handshake_timeout: sec.handshake_timeout,
         access: sec.access.list(),
+        fixed_udp,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,6 +189,13 @@ fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
             return Err(tcp_only("-n/--bytes").into());
         }
     }
+    if c.udp_port.is_some() && !matches!(mode, M::Udp | M::UdpRr) {
+        return Err(Usage(format!(
+            "--udp-port is for the udp and udp-rr tests, not {}",
+            mode.name()
+        ))
+        .into());
+    }
     if c.rate != 0 && !matches!(mode, M::Udp) {
         return Err(Usage(format!(
             "-b/--rate paces the udp test only, not {}",
@@ -192,6 +231,7 @@ fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
         progress: !c.json,
         tls: c.sec.tls(),
         host: host.clone(),
+        udp_port: c.udp_port,
     };
     let report = sockit::bench::client::run(addr, &opts)?;
     let mut out = std::io::stdout().lock();
