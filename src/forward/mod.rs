@@ -658,17 +658,27 @@ impl Ctx {
     }
 }
 
+/// How long an emptied splice pipe waits in the pool before it is closed.
+const PIPE_IDLE: Duration = Duration::from_secs(5);
+
 /// An accept loop, on a bound listener; ends when `stop` is cancelled
 /// (or, with `once`, after one client), once its relays have ended.
 async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let stop = ctx.stop.clone();
     let mut trouble = crate::net::AcceptTrouble::default();
+    // Pipes left idle by a burst are closed again after a while.
+    let mut trim = tokio::time::interval(PIPE_IDLE);
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             r = acceptor.accept() => r,
+            _ = trim.tick() => {
+                ctx.pipes.trim(PIPE_IDLE);
+                continue;
+            }
         };
         let (client, peer) = match accepted {
             Ok(x) => x,

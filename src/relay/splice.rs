@@ -10,6 +10,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
@@ -138,10 +139,13 @@ impl Pipe {
     }
 }
 
-/// Empty pipes for reuse, shared by every relay of a listener.
+/// Empty pipes for reuse, shared by every relay of a listener. Pipes idle
+/// longer than [`PipePool::trim`] is told are closed, so a relay that has
+/// gone quiet holds no more descriptors than its sockets.
 #[derive(Default)]
 pub struct PipePool {
-    idle: Mutex<Vec<Pipe>>,
+    /// Most recently returned last, each with when it came back.
+    idle: Mutex<Vec<(Pipe, Instant)>>,
 }
 
 impl PipePool {
@@ -151,7 +155,7 @@ impl PipePool {
     }
 
     fn take(&self) -> io::Result<Pipe> {
-        if let Some(p) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
+        if let Some((p, _)) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
             return Ok(p);
         }
         Pipe::new()
@@ -159,11 +163,36 @@ impl PipePool {
 
     /// Gives back a pipe that holds no bytes.
     fn give(&self, p: Pipe) {
+        self.give_at(p, Instant::now());
+    }
+
+    fn give_at(&self, p: Pipe, at: Instant) {
         if let Ok(mut v) = self.idle.lock() {
             if v.len() < POOL_IDLE {
-                v.push(p);
+                v.push((p, at));
             }
         }
+    }
+
+    /// Closes the pipes that have been idle for `longer_than`.
+    pub fn trim(&self, longer_than: Duration) {
+        let Some(cutoff) = Instant::now().checked_sub(longer_than) else {
+            return;
+        };
+        let old = match self.idle.lock() {
+            // Oldest first: the ones returned before the cutoff lead.
+            Ok(mut v) => {
+                let n = v.iter().take_while(|(_, at)| *at < cutoff).count();
+                v.drain(..n).collect::<Vec<_>>()
+            }
+            Err(_) => return,
+        };
+        drop(old);
+    }
+
+    /// How many idle pipes the pool holds.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |v| v.len())
     }
 }
 
@@ -358,5 +387,24 @@ fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_pipes_are_closed_after_a_while_and_fresh_ones_kept() {
+        let pool = PipePool::new();
+        let long_ago = Instant::now() - Duration::from_secs(60);
+        pool.give_at(Pipe::new().unwrap(), long_ago);
+        pool.give_at(Pipe::new().unwrap(), long_ago);
+        pool.give(Pipe::new().unwrap());
+        assert_eq!(pool.idle(), 3);
+        pool.trim(Duration::from_secs(5));
+        assert_eq!(pool.idle(), 1, "the two old pipes are closed");
+        pool.trim(Duration::from_secs(5));
+        assert_eq!(pool.idle(), 1, "the fresh one stays for reuse");
     }
 }
