@@ -22,6 +22,8 @@ pub struct PingOptions {
     pub timeout: Duration,
     /// `-4` / `-6`.
     pub family: Family,
+    /// `--proxy`: time the whole tunnel (every hop's handshake) instead.
+    pub proxies: Vec<crate::proxy::ProxyUrl>,
 }
 
 /// One attempt's result.
@@ -112,6 +114,26 @@ fn connect_once(addr: SocketAddr, timeout: Duration) -> Attempt {
     }
 }
 
+/// One tunnel through `--proxy`, timed until the last hop said yes.
+fn tunnel_once(host: &str, port: u16, opts: &PingOptions) -> Attempt {
+    use crate::proxy::ProxyError as P;
+    let copts = net::ConnectOptions {
+        family: opts.family,
+        timeout: Some(opts.timeout),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    match crate::proxy::connect(&opts.proxies, host, port, &copts) {
+        Ok(_) => Attempt::Connected(t.elapsed()),
+        Err(P::Unreachable { why, .. }) if why.contains("refused") => Attempt::Refused,
+        Err(P::TimedOut { .. }) => Attempt::Timeout,
+        Err(e) => {
+            tracing::info!("{e}");
+            Attempt::Failed
+        }
+    }
+}
+
 /// Measures TCP handshakes to `host:port`, printing one line per attempt.
 ///
 /// # Errors
@@ -122,8 +144,24 @@ pub fn ping(
     opts: &PingOptions,
     out: &mut dyn Write,
 ) -> Result<PingSummary, NetError> {
-    let addr = net::resolve(host, port, opts.family)?[0];
-    let shown = show_addr(addr);
+    // Through proxies the target's name is the proxy's to resolve.
+    let (addr, shown) = if opts.proxies.is_empty() {
+        let a = net::resolve(host, port, opts.family)?[0];
+        (Some(a), show_addr(a))
+    } else {
+        let via = opts
+            .proxies
+            .last()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        (
+            None,
+            format!(
+                "{} via {via}",
+                crate::proxy::socks::Dest::Name(host.to_string(), port)
+            ),
+        )
+    };
     let mut summary = PingSummary::default();
     crate::interrupt::catch();
     for i in 0..opts.count {
@@ -132,7 +170,10 @@ pub fn ping(
             summary.interrupted = true;
             break;
         }
-        let a = connect_once(addr, opts.timeout);
+        let a = match addr {
+            Some(addr) => connect_once(addr, opts.timeout),
+            None => tunnel_once(host, port, opts),
+        };
         if crate::interrupt::requested() && !matches!(a, Attempt::Connected(_)) {
             summary.interrupted = true;
             break;

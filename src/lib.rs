@@ -46,6 +46,7 @@ pub mod frame;
 pub mod interrupt;
 pub mod lookup;
 pub mod net;
+pub mod proxy;
 pub mod relay;
 pub mod report;
 pub mod tcp;

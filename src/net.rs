@@ -108,6 +108,9 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    /// A proxy of `--proxy` failed: which hop, and why.
+    #[error(transparent)]
+    Proxy(Box<crate::proxy::ProxyError>),
     /// The address is taken by another socket.
     #[error(
         "address {addr} is already in use; pick another port or stop the program that holds it"
@@ -346,6 +349,8 @@ pub struct ConnectOptions {
     pub bind: Option<BindAddr>,
     /// Disable Nagle's algorithm, for interactive traffic and round trips.
     pub nodelay: bool,
+    /// `--proxy`: go through each of these in order (empty: connect directly).
+    pub proxies: Vec<crate::proxy::ProxyUrl>,
 }
 
 /// Connects to `host:port`, trying every resolved address in order, and
@@ -358,6 +363,14 @@ pub fn connect(
     port: u16,
     opts: &ConnectOptions,
 ) -> Result<std::net::TcpStream, NetError> {
+    if !opts.proxies.is_empty() {
+        let s = crate::proxy::connect(&opts.proxies, host, port, opts)
+            .map_err(|e| NetError::Proxy(Box::new(e)))?;
+        if opts.nodelay {
+            let _ = s.set_nodelay(true);
+        }
+        return Ok(s);
+    }
     let addrs = resolve(host, port, opts.family)?;
     tracing::debug!(
         "{host} resolved to {}",

@@ -72,6 +72,9 @@ pub struct ClientOptions {
     /// UDP tests: send to this port instead of the one the server opens
     /// (a relay or NAT in between).
     pub udp_port: Option<u16>,
+    /// `--proxy` (TCP tests): reach the server through these; `host` is
+    /// the name the last proxy is asked for.
+    pub proxies: Vec<crate::proxy::ProxyUrl>,
 }
 
 /// One test's result, as label/value rows and a JSON object.
@@ -155,12 +158,18 @@ fn open(
     hello: &Hello,
     o: &ClientOptions,
 ) -> Result<(Stream, String), BenchError> {
+    let target = if o.proxies.is_empty() || o.host.is_empty() {
+        addr.ip().to_string()
+    } else {
+        o.host.clone()
+    };
     let tcp = net::connect(
-        &addr.ip().to_string(),
+        &target,
         addr.port(),
         &ConnectOptions {
             timeout: Some(Duration::from_secs(10)),
             nodelay: true,
+            proxies: o.proxies.clone(),
             ..ConnectOptions::default()
         },
     )?;

@@ -158,3 +158,31 @@ impl ClientSecArgs {
         })
     }
 }
+
+/// `--proxy` on a connecting command.
+#[derive(Args, Clone, Default)]
+pub(crate) struct ProxyArgs {
+    /// Go through a proxy: socks5h://[USER:PASS@]HOST[:PORT] (the proxy resolves names),
+    /// socks5:// (names resolved here), socks4a://, socks4:// or http:// (CONNECT).
+    /// Repeat it to chain proxies, in order. ALL_PROXY is not read.
+    #[arg(long = "proxy", value_name = "URL", help_heading = "Proxy")]
+    pub(crate) proxy: Vec<sockit::proxy::ProxyUrl>,
+    /// Read USER:PASS from the first line of FILE for every proxy whose URL has none
+    /// (so the password stays out of ps).
+    #[arg(long, value_name = "FILE", requires = "proxy", help_heading = "Proxy")]
+    pub(crate) proxy_auth_file: Option<std::path::PathBuf>,
+}
+
+impl ProxyArgs {
+    /// The chain, with the auth file's credentials filled in.
+    pub(crate) fn chain(&self) -> Result<Vec<sockit::proxy::ProxyUrl>, super::Usage> {
+        let mut chain = self.proxy.clone();
+        if let Some(f) = &self.proxy_auth_file {
+            let creds = sockit::proxy::Creds::from_file(f).map_err(super::Usage)?;
+            for p in chain.iter_mut().filter(|p| p.creds.is_none()) {
+                p.creds = Some(creds.clone());
+            }
+        }
+        Ok(chain)
+    }
+}

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use sockit::net::{BindAddr, Family};
 
-use super::args::{ClientSecArgs, ServerSecArgs};
+use super::args::{ClientSecArgs, ProxyArgs, ServerSecArgs};
 use super::parse::{host_port, parse_rate, parse_secs, parse_size};
 use super::Usage;
 
@@ -87,6 +87,8 @@ pub(crate) struct BenchClientCli {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) sec: ClientSecArgs,
+    #[command(flatten)]
+    pub(crate) proxy: ProxyArgs,
 }
 
 impl BenchCmd {
@@ -153,7 +155,14 @@ fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> anyhow
 fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
     use sockit::bench::proto::Mode as M;
     let (host, port) = host_port(&c.server, 5301).map_err(Usage)?;
-    let addr = sockit::net::resolve(&host, port, Family::Any)?[0];
+    let proxies = c.proxy.chain()?;
+    // Through a proxy that resolves names, the name goes to the proxy.
+    let remote_name = proxies.last().is_some_and(|p| p.scheme.remote_names());
+    let addr = match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port),
+        Err(_) if remote_name => std::net::SocketAddr::from(([0, 0, 0, 0], port)),
+        Err(_) => sockit::net::resolve(&host, port, Family::Any)?[0],
+    };
     let mode = match c.mode {
         BenchMode::Tcp => M::Tcp,
         BenchMode::Udp => M::Udp,
@@ -188,6 +197,13 @@ fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
         if c.bytes.is_some() {
             return Err(tcp_only("-n/--bytes").into());
         }
+    }
+    if !proxies.is_empty() && matches!(mode, M::Udp | M::UdpRr) {
+        return Err(Usage(format!(
+            "--proxy carries the TCP tests (tcp, rr, conns), not {}",
+            mode.name()
+        ))
+        .into());
     }
     if c.udp_port.is_some() && !matches!(mode, M::Udp | M::UdpRr) {
         return Err(Usage(format!(
@@ -232,6 +248,7 @@ fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
         tls: c.sec.tls(),
         host: host.clone(),
         udp_port: c.udp_port,
+        proxies,
     };
     let report = sockit::bench::client::run(addr, &opts)?;
     let mut out = std::io::stdout().lock();
@@ -240,9 +257,18 @@ fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "sockit bench {} against {}",
+            "sockit bench {} against {}{}",
             mode.name(),
-            sockit::net::show_addr(addr)
+            if remote_name {
+                sockit::proxy::socks::Dest::Name(host.clone(), port).to_string()
+            } else {
+                sockit::net::show_addr(addr)
+            },
+            c.proxy
+                .proxy
+                .last()
+                .map(|p| format!(" via {p}"))
+                .unwrap_or_default()
         )?;
         for (k, v) in &report.rows {
             writeln!(out, "  {k:<28} {v}")?;

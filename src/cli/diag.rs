@@ -34,6 +34,8 @@ pub(crate) struct PingCli {
     /// IPv6 only.
     #[arg(short = '6')]
     pub(crate) v6: bool,
+    #[command(flatten)]
+    pub(crate) proxy: super::args::ProxyArgs,
 }
 
 #[derive(Args)]
@@ -67,6 +69,7 @@ pub(crate) fn ping(p: PingCli) -> anyhow::Result<ExitCode> {
         interval: p.interval,
         timeout: p.timeout,
         family: Family::from_flags(p.v4, p.v6),
+        proxies: p.proxy.chain()?,
     };
     let mut out = std::io::stdout().lock();
     let summary = sockit::diag::ping(&p.host, p.port, &opts, &mut out)?;

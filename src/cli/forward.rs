@@ -70,6 +70,8 @@ pub(crate) struct ForwardCli {
     target_tls: TargetTlsArgs,
     #[command(flatten)]
     faults: FaultArgs,
+    #[command(flatten)]
+    proxy: super::args::ProxyArgs,
 }
 
 /// Faults to inject (toxiproxy's toxics). Each value may start with up:
@@ -200,6 +202,7 @@ impl ForwardCli {
         opts.proxy_protocol = self.proxy_protocol;
         opts.json = self.json;
         opts.faults = self.faults.faults()?;
+        opts.proxies = self.proxy.chain()?;
         opts.target_tls = sockit::tls::ClientTlsOptions {
             insecure: t.target_insecure,
             pin: t.target_pin.clone(),

@@ -11,7 +11,7 @@ use sockit::tcp::pipe::{Outcome, PipeOptions};
 use sockit::tcp::server::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
 use sockit::text::MAX_LINE;
 
-use super::args::{ClientSecArgs, ServerSecArgs, TextArgs};
+use super::args::{ClientSecArgs, ProxyArgs, ServerSecArgs, TextArgs};
 use super::parse::{parse_secs, parse_tcp_port};
 use super::Usage;
 
@@ -50,6 +50,8 @@ pub(crate) struct ConnectCli {
     pub(crate) text: TextArgs,
     #[command(flatten)]
     pub(crate) sec: ClientSecArgs,
+    #[command(flatten)]
+    pub(crate) proxy: ProxyArgs,
 }
 
 #[derive(Args)]
@@ -200,6 +202,7 @@ fn connect(c: ConnectCli) -> anyhow::Result<ExitCode> {
         timeout: Some(c.timeout),
         bind: c.bind,
         nodelay: true,
+        proxies: c.proxy.chain()?,
     };
     let popts = PipeOptions {
         text: c.text.text(),

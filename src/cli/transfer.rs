@@ -8,7 +8,7 @@ use clap::Args;
 
 use sockit::net::{BindAddr, ConnectOptions, Family};
 
-use super::args::{ClientSecArgs, ServerSecArgs};
+use super::args::{ClientSecArgs, ProxyArgs, ServerSecArgs};
 use super::parse::{host_port, parse_secs, parse_size};
 use super::Usage;
 
@@ -83,6 +83,8 @@ pub(crate) struct GetCli {
     pub(crate) retry: u32,
     #[command(flatten)]
     pub(crate) sec: ClientSecArgs,
+    #[command(flatten)]
+    pub(crate) proxy: ProxyArgs,
 }
 
 #[derive(Args)]
@@ -92,6 +94,8 @@ pub(crate) struct LsCli {
     pub(crate) server: String,
     #[command(flatten)]
     pub(crate) sec: ClientSecArgs,
+    #[command(flatten)]
+    pub(crate) proxy: ProxyArgs,
     /// Directory on the server (the root by default).
     #[arg(default_value = "", hide_default_value = true)]
     pub(crate) path: String,
@@ -110,13 +114,18 @@ pub(crate) struct LsCli {
 }
 
 /// How `get` and `ls` connect to a `sockit serve`.
-pub(crate) fn transfer_connect(v4: bool, v6: bool) -> ConnectOptions {
-    ConnectOptions {
+pub(crate) fn transfer_connect(
+    v4: bool,
+    v6: bool,
+    proxy: &ProxyArgs,
+) -> Result<ConnectOptions, super::Usage> {
+    Ok(ConnectOptions {
         family: Family::from_flags(v4, v6),
         timeout: Some(Duration::from_secs(10)),
         bind: None,
         nodelay: true,
-    }
+        proxies: proxy.chain()?,
+    })
 }
 
 /// `serve`.
@@ -159,7 +168,7 @@ pub(crate) fn serve(c: ServeCli) -> anyhow::Result<ExitCode> {
 pub(crate) fn get(c: GetCli) -> anyhow::Result<ExitCode> {
     use sockit::transfer::{client, TransferError};
     let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
-    let copts = transfer_connect(c.v4, c.v6);
+    let copts = transfer_connect(c.v4, c.v6, &c.proxy)?;
     let json = c.json;
     let mut results = Vec::new();
     let mut report = |f: &client::Fetched| {
@@ -264,7 +273,7 @@ pub(crate) fn get(c: GetCli) -> anyhow::Result<ExitCode> {
 /// `ls`.
 pub(crate) fn ls(c: LsCli) -> anyhow::Result<ExitCode> {
     let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
-    let copts = transfer_connect(c.v4, c.v6);
+    let copts = transfer_connect(c.v4, c.v6, &c.proxy)?;
     let entries = sockit::transfer::client::ls(
         &host,
         port,

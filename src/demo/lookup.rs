@@ -41,6 +41,7 @@ pub(super) fn lookup_step() -> StepResult {
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(2),
             family: Family::V4,
+            proxies: Vec::new(),
         },
         &mut sink,
     )

@@ -300,6 +300,8 @@ pub struct ForwardOptions {
     pub once: bool,
     /// `--delay`, `--slice`, `--loss` and the other faults.
     pub faults: crate::relay::fault::Faults,
+    /// `--proxy`: reach TCP and `tls:` targets through these, in order.
+    pub proxies: Vec<crate::proxy::ProxyUrl>,
 }
 
 impl ForwardOptions {
@@ -322,6 +324,7 @@ impl ForwardOptions {
             json: false,
             once: false,
             faults: crate::relay::fault::Faults::default(),
+            proxies: Vec::new(),
         }
     }
 
@@ -363,6 +366,18 @@ impl ForwardOptions {
             return Err(ForwardError::Usage(
                 "--allow and --deny take IP networks; a Unix listener's peers have no address (use the socket file's permissions)".into(),
             ));
+        }
+        if !self.proxies.is_empty() {
+            if let Some(t) = self
+                .targets
+                .iter()
+                .find(|t| !matches!(t.kind, TargetKind::Tcp(..) | TargetKind::Tls(..)))
+            {
+                return Err(ForwardError::Usage(format!(
+                    "--proxy reaches TCP and tls: targets; {} is neither",
+                    t.name()
+                )));
+            }
         }
         if let Some(flag) = self.faults.misfit(proto == Proto::Udp) {
             return Err(ForwardError::Usage(if proto == Proto::Udp {
@@ -795,10 +810,10 @@ async fn connect_one(ctx: &Ctx, i: usize, peer: &Peer) -> Result<Endpoint, Strin
     };
     match &ctx.opts.targets[i].kind {
         TargetKind::Tcp(h, p) => {
-            with_header(Endpoint::Tcp(tcp_connect(h, *p, timeout).await?)).await
+            with_header(Endpoint::Tcp(target_connect(ctx, h, *p).await?)).await
         }
         TargetKind::Tls(h, p) => {
-            let s = tcp_connect(h, *p, timeout).await?;
+            let s = target_connect(ctx, h, *p).await?;
             let Endpoint::Tcp(s) = with_header(Endpoint::Tcp(s)).await? else {
                 return Err("lost its socket".into());
             };
@@ -831,6 +846,17 @@ async fn connect_one(ctx: &Ctx, i: usize, peer: &Peer) -> Result<Endpoint, Strin
         }
         TargetKind::Udp(..) => Err("is UDP; a stream relay cannot use it".into()),
     }
+}
+
+/// A TCP connection to a target, directly or through `--proxy`.
+async fn target_connect(ctx: &Ctx, host: &str, port: u16) -> Result<TcpStream, String> {
+    let timeout = ctx.opts.connect_timeout;
+    if ctx.opts.proxies.is_empty() {
+        return tcp_connect(host, port, timeout).await;
+    }
+    crate::proxy::connect_async(&ctx.opts.proxies, host, port, timeout)
+        .await
+        .map_err(|e| format!("is out of reach: {e}"))
 }
 
 /// A TCP connection to every address `host` resolves to, in turn.
