@@ -757,3 +757,22 @@ fn a_fixed_udp_port_serves_one_test_at_a_time_and_flags_are_checked() {
         f.stderr
     );
 }
+
+/// The control for the faults above, and a regression test: through a
+/// plain (spliced) forward, a download's tail arrives while the server
+/// still holds the connection open. A splice shorter than the pipe was once
+/// taken for "the socket is drained", and the last few hundred KiB waited
+/// until the server gave up on the idle connection; `--timeout 3` fails
+/// the download if that comes back.
+#[test]
+fn a_spliced_download_gets_its_tail_without_waiting_for_the_server_to_close() {
+    let (_tmp, root, dl, server) = served_file(5_000_000);
+    let (_p, addr) = forward(&[&server.listening().to_string()]);
+    let want = hash_file(&root.join("f.bin"));
+    for i in 0..6 {
+        let out = dl.join(format!("f{i}.bin"));
+        let f = get_to(addr, &out, &["--timeout", "3"]);
+        assert_eq!(f.code(), 0, "run {i}: {}", f.stderr);
+        assert_eq!(hash_file(&out), want);
+    }
+}

@@ -106,8 +106,6 @@ impl Sock<'_> {
 pub(crate) struct Pipe {
     r: OwnedFd,
     w: OwnedFd,
-    /// Its capacity: a splice shorter than this drained the source.
-    cap: usize,
 }
 
 impl Pipe {
@@ -119,21 +117,14 @@ impl Pipe {
         }
         // A larger pipe where the system allows it; the default works too.
         // SAFETY: fcntl on a descriptor we own.
-        let cap = unsafe {
+        unsafe {
             libc::fcntl(fds[1], libc::F_SETPIPE_SZ, SPLICE_CHUNK as libc::c_int);
-            libc::fcntl(fds[1], libc::F_GETPIPE_SZ)
-        };
+        }
         // SAFETY: both descriptors are fresh and owned only here.
         Ok(unsafe {
             Pipe {
                 r: OwnedFd::from_raw_fd(fds[0]),
                 w: OwnedFd::from_raw_fd(fds[1]),
-                // Unknown capacity: never assume a short read drained.
-                cap: if cap > 0 {
-                    (cap as usize).min(SPLICE_CHUNK)
-                } else {
-                    0
-                },
             }
         })
     }
@@ -279,24 +270,19 @@ pub(crate) async fn one_way(
             }
         };
         let (pr, pw) = (pipe.r.as_raw_fd(), pipe.w.as_raw_fd());
-        // A short read drained the socket: say so to tokio (as its own
-        // reads do), which saves the EAGAIN call a small message costs.
-        let mut short = None;
-        let got = src.try_io(Interest::READABLE, || match splice(sfd, pw, SPLICE_CHUNK) {
-            Ok(n) if n > 0 && n < pipe.cap => {
-                short = Some(n);
-                Err(io::ErrorKind::WouldBlock.into())
-            }
-            r => r,
-        });
-        let n = match (got, short) {
-            (_, Some(n)) => n,
-            (Ok(n), None) => n,
-            (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => {
+        // Only EAGAIN says the socket is drained. A splice shorter than the
+        // pipe does not: the kernel stops at the pipe's slots or after one
+        // pass over the receive queue, with bytes still waiting, and no new
+        // edge comes if the sender has finished. Taking a short splice for
+        // "drained" stalled the tail of a transfer until the sender closed.
+        let got = src.try_io(Interest::READABLE, || splice(sfd, pw, SPLICE_CHUNK));
+        let n = match got {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 pool.give(pipe);
                 continue;
             }
-            (Err(e), None) => return Err(Fault::Source(e)),
+            Err(e) => return Err(Fault::Source(e)),
         };
         if n == 0 {
             pool.give(pipe);
