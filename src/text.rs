@@ -261,6 +261,18 @@ pub fn counted(n: u64, one: &str, many: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Found by fuzz/gbk_lines: text GBK can hold comes back unchanged,
+    /// except private-use characters that GB18030 once mapped, which come
+    /// back as the standard characters that took their bytes.
+    #[test]
+    fn gbk_round_trips_text_and_maps_old_private_use_characters() {
+        let text = "中文 file 名字.txt";
+        let wire = Encoding::Gbk.encode(text.as_bytes());
+        assert_eq!(&Encoding::Gbk.decode(&wire)[..], text.as_bytes());
+        let wire = Encoding::Gbk.encode(" \u{E843} ".as_bytes());
+        assert_eq!(&Encoding::Gbk.decode(&wire)[..], " \u{9FB9} ".as_bytes());
+    }
+
     /// Seen while writing fuzz/gbk_lines: a limit of 0 let the buffer grow
     /// without bound until the end of the stream. It counts as 1.
     #[test]

@@ -56,7 +56,15 @@ fuzz_target!(|c: Case| {
     // Text GBK can represent comes back unchanged.
     let wire = Encoding::Gbk.encode(c.text.as_bytes());
     let (_, _, unmappable) = encoding_rs::GBK.encode(&c.text);
-    if !unmappable {
+    // Private-use characters that GB18030 once mapped (U+E843 and others)
+    // encode to bytes that decode as their standard characters since
+    // (U+9FB9): the same text, not the same code points. Found by this
+    // target; text.rs's unit tests pin the behaviour.
+    let private = c
+        .text
+        .chars()
+        .any(|ch| ('\u{E000}'..='\u{F8FF}').contains(&ch));
+    if !unmappable && !private {
         assert_eq!(&Encoding::Gbk.decode(&wire)[..], c.text.as_bytes());
     }
     // A GBK byte pair never hides a newline, so splitting before decoding
