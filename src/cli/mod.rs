@@ -10,6 +10,7 @@
 //! | `diag.rs` | `ping`, `scan` |
 //! | `bench.rs` | `bench server`, `bench client` |
 //! | `forward.rs` | `forward` |
+//! | `proxy.rs` | `proxy` |
 //! | `args.rs` | argument groups several commands share (text, TLS, access) |
 //! | `parse.rs` | value parsers (sizes, rates, seconds, ports, pins) |
 
@@ -19,6 +20,7 @@ mod diag;
 mod forward;
 mod lookup;
 mod parse;
+mod proxy;
 mod tcp;
 mod transfer;
 mod udp;
@@ -77,6 +79,8 @@ pub(crate) enum Cmd {
     Bench(bench::BenchCmd),
     /// Relay TCP, UDP or Unix clients to TARGETs (TLS at either end, a program per connection), like socat.
     Forward(Box<forward::ForwardCli>),
+    /// Run a SOCKS5/SOCKS4a/HTTP CONNECT proxy on [ADDR:]PORT, safe by default (127.0.0.1, no loopback destinations).
+    Proxy(proxy::ProxyCli),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -95,6 +99,7 @@ pub(crate) fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
         Cmd::Scan(c) => diag::scan(c),
         Cmd::Bench(c) => c.run(),
         Cmd::Forward(c) => c.run(),
+        Cmd::Proxy(c) => c.run(),
         Cmd::Demo => {
             let ok = sockit::demo::run()?;
             Ok(if ok {

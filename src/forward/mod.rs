@@ -14,7 +14,7 @@
 //! Files: this one (spellings, options, the stream relay), `udp` (the
 //! datagram relay and its session table), `events` (`--json`).
 
-mod events;
+pub mod events;
 mod udp;
 
 use std::net::SocketAddr;
