@@ -166,7 +166,7 @@ fn credentials_from_the_url_or_a_file_and_wrong_ones_refused() {
         (format!("http://{addr}"), "asks for a username and password"),
         (format!("socks4a://{addr}"), "SOCKS4 reply 91"),
     ] {
-        let f = connect_via(target, &[url.clone()], b"");
+        let f = connect_via(target, std::slice::from_ref(&url), b"");
         assert_eq!(f.code(), 1, "{url}");
         assert!(f.stderr.contains(said), "{url}: {}", f.stderr);
         assert_eq!(f.stderr.lines().count(), 1, "one sentence: {}", f.stderr);
