@@ -18,6 +18,7 @@
 //! | [`transfer`] | `serve`, `get`, `ls`: [`transfer::proto`] (wire format, pure), [`transfer::paths`] (safe paths), [`transfer::server`], [`transfer::client`] |
 //! | [`relay`] | the one duplex pump over endpoints (TCP, Unix, TLS either side, a child process): half-close, reset and backpressure rules, `splice(2)` with a pipe pool between plain sockets; `child` (a program per connection), `proxy_header` (PROXY v1/v2, pure), `fault` (the faults a connection or UDP session suffers, parsed and seeded, pure; applied as a stage of the userspace copy) |
 //! | [`forward`] | `forward LISTEN TARGET…`: spellings, the stream relay (one accept loop per core, round robin, targets skipped while down, `--tls`, `tls:`, `exec:`, `--proxy-protocol`, faults) through [`relay`]; `udp` (session table, `recvmmsg`); `events` (`--json`) |
+//! | [`proxy`] | proxies: `--proxy` URLs, credentials and the client handshakes (blocking and async, chains) in `mod.rs`; `socks` (SOCKS5/4a both sides) and `http` (CONNECT, bounded heads, absolute-form rewrite), pure; `server` (`sockit proxy`: one port, the first byte picks the protocol, the destination guard, tunnels through [`relay`]) |
 //! | [`unix`] | Unix socket addresses (`PATH`, `@abstract`), binding with the stale-socket rule, connecting |
 //! | [`lookup`] | hostname, system-resolver lookups (getaddrinfo/getnameinfo), services database, direct DNS (hickory-proto) |
 //! | [`diag`] | `ping` (TCP handshake latency) and `scan` (bounded connect scan) |
@@ -29,7 +30,7 @@
 //! `sockit: <sentence>` on failure and maps the result to an exit code (0
 //! success, 1 runtime failure, 2 usage error, 130 cut short by Ctrl-C).
 //! `src/cli/` holds one file per command (`tcp.rs`, `udp.rs`, `transfer.rs`,
-//! `lookup.rs`, `diag.rs`, `bench.rs`), each with its clap structs and their
+//! `lookup.rs`, `diag.rs`, `bench.rs`, `forward.rs`, `proxy.rs`), each with its clap structs and their
 //! conversion into this library's options, plus `args.rs` (argument groups
 //! several commands share) and `parse.rs` (value parsers). A new flag touches
 //! one of those files.

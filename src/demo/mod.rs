@@ -42,6 +42,7 @@ mod echo;
 mod frame;
 mod kit;
 mod lookup;
+mod proxy;
 mod relay;
 mod tls;
 mod transfer;
@@ -55,6 +56,7 @@ use echo::*;
 use frame::*;
 use kit::*;
 use lookup::*;
+use proxy::*;
 use relay::*;
 use tls::*;
 use transfer::*;
@@ -99,6 +101,10 @@ pub fn run() -> io::Result<bool> {
         (
             "forward: an echo server behind a TLS relay, bytes unchanged",
             relay_step,
+        ),
+        (
+            "a download through sockit proxy, with a password",
+            proxy_step,
         ),
         ("lookups (seed 004), TCP ping and a port scan", lookup_step),
         (
