@@ -6,6 +6,8 @@
 //! loadgen frames  ADDR COUNT LEN          pipelined frames through --frame --echo
 //! loadgen fanout  ADDR PEERS MSGS [PID]   chat room fan-out latency
 //! loadgen udp-echo ADDR COUNT LEN         pipelined datagrams against a UDP echo server
+//! loadgen tunnels ADDR COUNT TARGET       SOCKS5 tunnels, 50 at a time: open, 64 B there and back, close
+//! loadgen tunnels-held ADDR COUNT TARGET [PROXY_PID]  hold COUNT SOCKS5 tunnels at once, each answering
 //! ```
 //! Each prints one JSON line. Every wait has a timeout.
 
@@ -33,6 +35,18 @@ fn main() {
             Some("conns") => conns(addr, n, args.get(4).map(|s| s.parse()).transpose()?).await,
             Some("udp-echo") => udp_echo(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
             Some("frames") => frames(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
+            Some("tunnels") => {
+                tunnels(addr, n, args.get(4).ok_or("missing TARGET")?.parse()?).await
+            }
+            Some("tunnels-held") => {
+                tunnels_held(
+                    addr,
+                    n,
+                    args.get(4).ok_or("missing TARGET")?.parse()?,
+                    args.get(5).map(|s| s.parse()).transpose()?,
+                )
+                .await
+            }
             Some("fanout") => {
                 fanout(
                     addr,
@@ -155,6 +169,111 @@ async fn conns(addr: SocketAddr, count: usize, server_pid: Option<u32>) -> Res<(
     println!(
         "{{\"connections\":{count},\"answered\":{ok},\"connect_secs\":{connected:.2},\"total_secs\":{:.2},\"server_rss_kib\":{after},\"server_rss_before_kib\":{before},\"bytes_per_conn\":{:.0}}}",
         start.elapsed().as_secs_f64(),
+        (after.saturating_sub(before) as f64 * 1024.0) / count.max(1) as f64
+    );
+    drop(held);
+    Ok(())
+}
+
+/// Opens a SOCKS5 tunnel (no authentication) through the proxy at `proxy`
+/// to `target` (IPv4).
+async fn socks5_tunnel(proxy: SocketAddr, target: SocketAddr) -> Res<TcpStream> {
+    let mut s = TcpStream::connect(proxy).await?;
+    s.set_nodelay(true)?;
+    let SocketAddr::V4(t) = target else {
+        return Err("the target must be IPv4".into());
+    };
+    // As curl does: the greeting, its answer, then the request.
+    s.write_all(&[5, 1, 0]).await?;
+    let mut method = [0u8; 2];
+    s.read_exact(&mut method).await?;
+    if method != [5, 0] {
+        return Err(format!("the proxy wants method {method:?}").into());
+    }
+    let mut req = vec![5u8, 1, 0, 1];
+    req.extend_from_slice(&t.ip().octets());
+    req.extend_from_slice(&t.port().to_be_bytes());
+    s.write_all(&req).await?;
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).await?;
+    if reply[1] != 0 {
+        return Err(format!("the proxy refused: {reply:?}").into());
+    }
+    Ok(s)
+}
+
+/// Tunnels per second: open, send 64 bytes, read them back, close.
+async fn tunnels(proxy: SocketAddr, count: usize, target: SocketAddr) -> Res<()> {
+    raise_nofile();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(50));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let permit = sem.clone().acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let r = tokio::time::timeout(WAIT, async {
+                let mut s = socks5_tunnel(proxy, target).await?;
+                let msg = [b'x'; 64];
+                s.write_all(&msg).await?;
+                let mut back = [0u8; 64];
+                s.read_exact(&mut back).await?;
+                Ok::<bool, Box<dyn std::error::Error + Send + Sync>>(back == msg)
+            })
+            .await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut ok = 0usize;
+    for t in tasks {
+        ok += t.await??? as usize;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"tunnels\":{count},\"answered\":{ok},\"secs\":{secs:.3},\"per_sec\":{:.0}}}",
+        count as f64 / secs
+    );
+    Ok(())
+}
+
+/// Holds `count` SOCKS5 tunnels at once, each answering; the proxy's RSS
+/// per tunnel.
+async fn tunnels_held(
+    proxy: SocketAddr,
+    count: usize,
+    target: SocketAddr,
+    pid: Option<u32>,
+) -> Res<()> {
+    raise_nofile();
+    let before = pid.map(rss_kib).unwrap_or(0);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(128));
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let permit = sem.clone().acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let r = tokio::time::timeout(WAIT, async {
+                let mut s = socks5_tunnel(proxy, target).await?;
+                let msg = (i as u64).to_le_bytes();
+                s.write_all(&msg).await?;
+                let mut back = [0u8; 8];
+                s.read_exact(&mut back).await?;
+                Ok::<(bool, TcpStream), Box<dyn std::error::Error + Send + Sync>>((back == msg, s))
+            })
+            .await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut held = Vec::with_capacity(count);
+    let mut ok = 0usize;
+    for t in tasks {
+        let (good, s) = t.await???;
+        ok += good as usize;
+        held.push(s);
+    }
+    let after = pid.map(rss_kib).unwrap_or(0);
+    println!(
+        "{{\"tunnels\":{count},\"answered\":{ok},\"proxy_rss_kib\":{after},\"proxy_rss_before_kib\":{before},\"bytes_per_tunnel\":{:.0}}}",
         (after.saturating_sub(before) as f64 * 1024.0) / count.max(1) as f64
     );
     drop(held);

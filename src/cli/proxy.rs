@@ -90,13 +90,13 @@ impl ProxyCli {
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        // One single-threaded runtime per core: serve starts the others.
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (events, writer) = sockit::forward::events::Events::start(self.json);
         rt.block_on(async move {
             l.set_nonblocking(true)?;
-            let l = tokio::net::TcpListener::from_std(l)?;
             let stop = tokio_util::sync::CancellationToken::new();
             let s2 = stop.clone();
             tokio::spawn(async move {

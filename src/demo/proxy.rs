@@ -51,9 +51,7 @@ fn proxy_tour(tmp: &std::path::Path) -> StepResult {
         };
         let stop = stop.clone();
         rt.spawn(async move {
-            if let Ok(l) = tokio::net::TcpListener::from_std(listener) {
-                let _ = pserver::serve(l, opts, Default::default(), stop).await;
-            }
+            let _ = pserver::serve(listener, opts, Default::default(), stop).await;
         });
         fronts.push(addr);
     }

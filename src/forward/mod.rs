@@ -574,8 +574,9 @@ async fn serve_task(bound: Bound, ctx: Arc<Ctx>) -> std::io::Result<()> {
     task.await.map_err(std::io::Error::other)?
 }
 
-/// How many accept loops a stream relay runs: one per core it may use.
-fn accept_loops() -> usize {
+/// How many accept loops a stream relay (or `sockit proxy`) runs: one
+/// per core it may use.
+pub(crate) fn accept_loops() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, MAX_LOOPS)

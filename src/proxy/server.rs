@@ -190,13 +190,17 @@ struct Ctx {
     refused: AtomicU64,
 }
 
-/// Serves proxy clients on `listener` until `stop` is cancelled; then
-/// every tunnel is closed.
+/// Serves proxy clients on `listener` (non-blocking) until `stop` is
+/// cancelled; then every tunnel is closed. Like `forward`, it runs one
+/// accept loop per core, each on a single-threaded runtime of its own
+/// thread (this one included), all sharing the listening socket: a tunnel
+/// lives on the thread that accepted it.
 ///
 /// # Errors
-/// None today: accept errors are logged and retried.
+/// When the listener cannot be registered; accept errors are logged and
+/// retried.
 pub async fn serve(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     opts: ProxyOptions,
     events: Events,
     stop: CancellationToken,
@@ -210,9 +214,49 @@ pub async fn serve(
         tunnels: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     });
+    let mut others = Vec::new();
+    for i in 1..crate::forward::accept_loops() {
+        let (l, c) = (listener.try_clone()?, ctx.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("sockit-proxy-{i}"))
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(accept_task(l, c))
+            });
+        match spawned {
+            Ok(h) => others.push(h),
+            Err(e) => tracing::debug!("could not start accept loop {i} ({e})"),
+        }
+    }
+    let first = accept_task(listener, ctx.clone()).await;
+    for h in others {
+        let joined = tokio::task::spawn_blocking(move || h.join()).await;
+        if let Ok(Ok(Err(e))) = joined {
+            tracing::warn!("an accept loop failed ({})", describe(&e));
+        }
+    }
+    first?;
+    Ok(ProxySummary {
+        tunnels: ctx.tunnels.load(Ordering::Relaxed),
+        refused: ctx.refused.load(Ordering::Relaxed),
+    })
+}
+
+/// One accept loop, as a task of the current runtime.
+async fn accept_task(listener: std::net::TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
+    let task =
+        tokio::spawn(async move { accept_loop(TcpListener::from_std(listener)?, ctx).await });
+    task.await.map_err(io::Error::other)?
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
+    let stop = ctx.stop.clone();
     let tracker = TaskTracker::new();
     let mut trouble = crate::net::AcceptTrouble::default();
     let mut trim = tokio::time::interval(Duration::from_secs(5));
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (c, peer) = tokio::select! {
             biased;
@@ -252,16 +296,13 @@ pub async fn serve(
         let ctx2 = ctx.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            Box::pin(client(c, peer, &ctx2)).await;
+            client(c, peer, &ctx2).await;
         });
     }
     drop(listener);
     tracker.close();
     tracker.wait().await;
-    Ok(ProxySummary {
-        tunnels: ctx.tunnels.load(Ordering::Relaxed),
-        refused: ctx.refused.load(Ordering::Relaxed),
-    })
+    Ok(())
 }
 
 /// A tunnel agreed on: where it goes and what the target gets first.
@@ -294,6 +335,11 @@ fn refusal(why: impl Into<String>) -> NoTunnel {
         why: why.into(),
         refused: true,
     }
+}
+
+/// What the client sent after its request, without the buffer's spare room.
+fn leftover(buf: &mut Vec<u8>) -> Vec<u8> {
+    buf.as_slice().to_vec()
 }
 
 /// Most bytes of a handshake buffered (an HTTP head is the largest).
@@ -336,10 +382,13 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     let who = show_addr(peer);
     let deadline = Instant::now() + ctx.opts.handshake_timeout;
     let mut buf = Vec::new();
+    // Boxed: its state is freed once the tunnel is open, so a held tunnel
+    // carries only the pump.
     let shaken = tokio::select! {
-        r = handshake(&mut c, &mut buf, deadline, ctx, &who) => r,
+        r = Box::pin(handshake(&mut c, &mut buf, deadline, ctx, &who)) => r,
         _ = ctx.stop.cancelled() => return,
     };
+    drop(buf);
     let Tunnel {
         proto,
         dest,
@@ -369,6 +418,8 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         tracing::info!("{who} -> {dest}: the destination closed at once");
         return;
     }
+    let first_len = first.len() as u64;
+    drop(first);
     let id = ctx.tunnels.fetch_add(1, Ordering::Relaxed) + 1;
     tracing::info!("{who} -> {dest} ({proto}): tunnel open");
     if ctx.events.on() {
@@ -411,7 +462,7 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         relay::End::Stopped => "the proxy is stopping".into(),
         relay::End::Fault(..) => "a fault".into(),
     };
-    let up = p.a_to_b + first.len() as u64;
+    let up = p.a_to_b + first_len;
     tracing::info!(
         "{who} -> {dest} ({proto}): {end}; {up} bytes up, {} down in {:.3} s",
         p.b_to_a,
@@ -565,7 +616,7 @@ async fn socks5(
                 proto: "socks5",
                 dest: shown,
                 target,
-                first: std::mem::take(buf),
+                first: leftover(buf),
             })
         }
         Err(e) => {
@@ -610,7 +661,7 @@ async fn socks4(
                 proto: "socks4",
                 dest: shown,
                 target,
-                first: std::mem::take(buf),
+                first: leftover(buf),
             })
         }
         Err(e) => {
@@ -689,7 +740,7 @@ async fn http_proxy(
                     c.write_all(&http::response(200, "", ""))
                         .await
                         .map_err(|e| gone(describe(&e)))?;
-                    std::mem::take(buf)
+                    leftover(buf)
                 }
                 Some(path) => {
                     let mut first = http::origin_head(&head, path);
