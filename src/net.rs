@@ -224,17 +224,29 @@ impl FromStr for BindAddr {
                 "{s:?} looks like an IPv6 address without a port; write it as [ADDR]:PORT"
             ));
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // One pair of brackets, closed: `[0:::6` is no address.
+        let host = match host.strip_prefix('[') {
+            Some(h) => h
+                .strip_suffix(']')
+                .filter(|h| !h.contains(['[', ']']))
+                .ok_or_else(|| format!("{s:?} has unbalanced [ ]; write [ADDR]:PORT"))?,
+            None if host.contains(['[', ']']) => {
+                return Err(format!("{s:?} has unbalanced [ ]; write [ADDR]:PORT"))
+            }
+            None => host,
+        };
         let port = parse_port_or_zero(port)?;
-        if !host.is_empty() && host != "*" {
-            check_name(host).map_err(|why| format!("{s:?}: {why}"))?;
+        if host.is_empty() || host == "*" {
+            return Ok(BindAddr { host: None, port });
         }
+        check_name(host).map_err(|why| format!("{s:?}: {why}"))?;
+        // An address literal in its one canonical spelling (0:: is ::).
+        let host = match host.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => host.to_string(),
+        };
         Ok(BindAddr {
-            host: if host.is_empty() || host == "*" {
-                None
-            } else {
-                Some(host.to_string())
-            },
+            host: Some(host),
             port,
         })
     }
@@ -611,6 +623,13 @@ mod tests {
             assert!(bad.parse::<BindAddr>().is_err(), "{bad:?}");
         }
         assert!("*:80".parse::<BindAddr>().is_ok());
+        // Found by fuzz/parsers: an unclosed bracket was read as an address
+        // that printed back as another one.
+        for bad in ["[0:::6", "[::1:80", "::1]:80", "[[::1]]:80"] {
+            assert!(bad.parse::<BindAddr>().is_err(), "{bad:?}");
+        }
+        let a: BindAddr = "[0::]:6".parse().unwrap();
+        assert_eq!(a.to_string().parse::<BindAddr>().unwrap(), a);
         assert!("[::1]:80".parse::<BindAddr>().is_ok());
         assert!(check_name(&"a".repeat(254)).is_err());
         // Refused before the resolver could send it anywhere.

@@ -62,3 +62,22 @@ fn quiet_leaves_errors_and_verbose_twice_shows_more_than_once() {
     assert!(q.stderr.starts_with("sockit: "), "{}", q.stderr);
     echo.kill();
 }
+
+/// Found by fuzz/parsers in the bind parser, then fixed for every
+/// HOST:PORT argument: an unclosed bracket is a usage error, not a host.
+#[test]
+fn unbalanced_brackets_in_an_address_are_usage_errors() {
+    for args in [
+        vec!["get", "[0:::6", "f"],
+        vec!["tcp", "listen", "[::1:0"],
+        vec!["bench", "client", "::1]:5301", "tcp"],
+    ] {
+        let f = run(&args, b"");
+        assert_eq!(f.code(), 2, "{args:?}: {}", f.stderr);
+        assert!(
+            f.stderr.contains("unbalanced [ ]"),
+            "{args:?}: {}",
+            f.stderr
+        );
+    }
+}

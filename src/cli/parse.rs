@@ -55,11 +55,19 @@ pub(crate) fn host_port(s: &str, default: u16) -> Result<(String, u16), String> 
     if s.parse::<std::net::Ipv6Addr>().is_ok() {
         return Ok((s.to_string(), default));
     }
+    let unbalanced = || format!("{s:?} has unbalanced [ ]; write [ADDR]:PORT");
     match s.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.trim_matches(|c| c == '[' || c == ']').to_string(),
-            parse_port(p)?,
-        )),
+        Some((h, p)) => {
+            let h = match h.strip_prefix('[') {
+                Some(inner) => inner.strip_suffix(']').ok_or_else(unbalanced)?,
+                None => h,
+            };
+            if h.contains(['[', ']']) {
+                return Err(unbalanced());
+            }
+            Ok((h.to_string(), parse_port(p)?))
+        }
+        None if s.contains(['[', ']']) => Err(unbalanced()),
         None => Ok((s.to_string(), default)),
     }
 }

@@ -899,7 +899,10 @@ async fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStre
 /// the second turn of the event loop. A connect on loopback is done by
 /// then, and a timer set on an idle runtime wakes it through its eventfd:
 /// one more syscall, and a wake-up, for every relayed connection.
-pub(crate) async fn lazy_timeout<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn lazy_timeout<F: std::future::Future>(
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
     use std::task::Poll;
     let start = Instant::now();
     let mut fut = std::pin::pin!(fut);

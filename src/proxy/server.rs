@@ -844,7 +844,10 @@ async fn open(dest: &Dest, ctx: &Ctx) -> Result<TcpStream, OpenError> {
         }
         tried = true;
         // The timer is armed only if the connect is not done at once.
-        match crate::forward::lazy_timeout(limit, TcpStream::connect(a)).await.ok_or(()) {
+        match crate::forward::lazy_timeout(limit, TcpStream::connect(a))
+            .await
+            .ok_or(())
+        {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
