@@ -605,23 +605,43 @@ async fn socks5(
             "asked for {name}, which this proxy does not do; refused"
         )));
     }
-    let shown = req.dest.to_string();
-    match open(&req.dest, ctx).await {
+    open_and_answer(c, buf, ctx, &req.dest, "socks5", |r| match r {
+        Ok(bound) => socks::reply5(Reply::Ok, bound),
+        Err(e) => socks::reply5(e.socks5(), None),
+    })
+    .await
+}
+
+/// Opens the destination of a SOCKS request and answers the client with
+/// `answer`'s bytes (given the bound address, or the error).
+async fn open_and_answer(
+    c: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    ctx: &Ctx,
+    dest: &Dest,
+    proto: &'static str,
+    answer: impl FnOnce(Result<Option<SocketAddr>, &OpenError>) -> Vec<u8>,
+) -> Result<Tunnel, NoTunnel> {
+    let shown = dest.to_string();
+    match open(dest, ctx).await {
         Ok(target) => {
-            let bound = target.local_addr().ok();
-            c.write_all(&socks::reply5(Reply::Ok, bound))
+            c.write_all(&answer(Ok(target.local_addr().ok())))
                 .await
                 .map_err(|e| gone(describe(&e)))?;
             Ok(Tunnel {
-                proto: "socks5",
+                proto,
                 dest: shown,
                 target,
                 first: leftover(buf),
             })
         }
         Err(e) => {
-            let _ = c.write_all(&socks::reply5(e.socks5(), None)).await;
-            Err(refusal(format!("SOCKS5 CONNECT to {shown}: {}", e.why())))
+            let _ = c.write_all(&answer(Err(&e))).await;
+            Err(refusal(format!(
+                "{} CONNECT to {shown}: {}",
+                proto.to_uppercase(),
+                e.why()
+            )))
         }
     }
 }
@@ -651,24 +671,10 @@ async fn socks4(
             "asked for SOCKS4 BIND, which this proxy does not do; refused",
         ));
     }
-    let shown = req.dest.to_string();
-    match open(&req.dest, ctx).await {
-        Ok(target) => {
-            c.write_all(&socks::reply4(true))
-                .await
-                .map_err(|e| gone(describe(&e)))?;
-            Ok(Tunnel {
-                proto: "socks4",
-                dest: shown,
-                target,
-                first: leftover(buf),
-            })
-        }
-        Err(e) => {
-            let _ = c.write_all(&socks::reply4(false)).await;
-            Err(refusal(format!("SOCKS4 CONNECT to {shown}: {}", e.why())))
-        }
-    }
+    open_and_answer(c, buf, ctx, &req.dest, "socks4", |r| {
+        socks::reply4(r.is_ok()).to_vec()
+    })
+    .await
 }
 
 async fn http_proxy(
