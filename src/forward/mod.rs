@@ -538,32 +538,54 @@ async fn run_stream(
     // relay lives on the thread that accepted it, so its wake-ups never
     // cross threads. All loops share one listening socket; the kernel
     // hands each connection to one of them.
-    let mut others = Vec::with_capacity(loops - 1);
-    for i in 1..loops {
-        let (b, c) = (bound.try_clone().map_err(listener_err)?, ctx.clone());
+    let mut tasks = Vec::with_capacity(loops);
+    for _ in 1..loops {
+        tasks.push(serve_task(
+            bound.try_clone().map_err(listener_err)?,
+            ctx.clone(),
+        ));
+    }
+    tasks.insert(0, serve_task(bound, ctx.clone()));
+    let first = on_each_core("sockit-relay", tasks).await;
+    first.map_err(listener_err)?;
+    Ok(ctx.summary())
+}
+
+/// Runs the first of `tasks` here and each other on a thread of its own,
+/// with a single-threaded runtime, and waits for them all. A thread that
+/// cannot start is skipped (fewer loops still serve); a loop that fails
+/// later is logged. Returns the first task's result.
+pub(crate) async fn on_each_core<F>(name: &str, tasks: Vec<F>) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let mut tasks = tasks.into_iter();
+    let Some(first) = tasks.next() else {
+        return Ok(());
+    };
+    let mut others = Vec::new();
+    for (i, task) in tasks.enumerate() {
         let spawned = std::thread::Builder::new()
-            .name(format!("sockit-relay-{i}"))
+            .name(format!("{name}-{}", i + 1))
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
+                tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()?;
-                rt.block_on(serve_task(b, c))
+                    .build()?
+                    .block_on(task)
             });
         match spawned {
             Ok(h) => others.push(h),
-            // Fewer loops still relay; one is enough.
-            Err(e) => tracing::debug!("could not start accept loop {i} ({e})"),
+            Err(e) => tracing::debug!("could not start accept loop {} ({e})", i + 1),
         }
     }
-    let first = serve_task(bound, ctx.clone()).await;
+    let result = first.await;
     for h in others {
         let joined = tokio::task::spawn_blocking(move || h.join()).await;
         if let Ok(Ok(Err(e))) = joined {
             tracing::warn!("an accept loop failed ({})", describe(&e));
         }
     }
-    first.map_err(listener_err)?;
-    Ok(ctx.summary())
+    result
 }
 
 /// An accept loop as a task of the current runtime: woken by the

@@ -214,29 +214,12 @@ pub async fn serve(
         tunnels: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     });
-    let mut others = Vec::new();
-    for i in 1..crate::forward::accept_loops() {
-        let (l, c) = (listener.try_clone()?, ctx.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("sockit-proxy-{i}"))
-            .spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(accept_task(l, c))
-            });
-        match spawned {
-            Ok(h) => others.push(h),
-            Err(e) => tracing::debug!("could not start accept loop {i} ({e})"),
-        }
+    let mut tasks = Vec::new();
+    for _ in 1..crate::forward::accept_loops() {
+        tasks.push(accept_task(listener.try_clone()?, ctx.clone()));
     }
-    let first = accept_task(listener, ctx.clone()).await;
-    for h in others {
-        let joined = tokio::task::spawn_blocking(move || h.join()).await;
-        if let Ok(Ok(Err(e))) = joined {
-            tracing::warn!("an accept loop failed ({})", describe(&e));
-        }
-    }
+    tasks.insert(0, accept_task(listener, ctx.clone()));
+    let first = crate::forward::on_each_core("sockit-proxy", tasks).await;
     first?;
     Ok(ProxySummary {
         tunnels: ctx.tunnels.load(Ordering::Relaxed),
