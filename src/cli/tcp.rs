@@ -154,6 +154,7 @@ impl ServeArgs {
                 frame: text_args.frame(),
                 idle_timeout: self.idle_timeout,
                 plain_check: None,
+                peer: None,
             },
             tls: None,
             handshake_timeout: sockit::tls::DEFAULT_HANDSHAKE_TIMEOUT,
@@ -209,6 +210,7 @@ fn connect(c: ConnectCli) -> anyhow::Result<ExitCode> {
         frame: c.text.frame(),
         idle_timeout: c.idle_timeout,
         plain_check: None,
+        peer: None,
     };
     let outcome = sockit::tcp::connect(&c.host, c.port, &copts, &popts, c.sec.tls().as_ref())?;
     Ok(outcome_code(outcome))

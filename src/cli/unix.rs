@@ -74,6 +74,7 @@ impl UnixCmd {
                     frame: c.text.frame(),
                     idle_timeout: c.idle_timeout,
                     plain_check: None,
+                    peer: None,
                 };
                 let o = sockit::unix::connect_cmd(&addr, c.timeout, &popts)?;
                 Ok(outcome_code(o))

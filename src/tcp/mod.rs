@@ -106,9 +106,19 @@ pub fn connect(
     tls: Option<&ClientTlsOptions>,
 ) -> Result<Outcome, TcpError> {
     let stream = net::connect(host, port, copts)?;
-    if let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) {
+    let mut popts = std::borrow::Cow::Borrowed(popts);
+    if let Some(last) = copts.proxies.last() {
+        // The socket's peer is the first proxy; messages name the target.
+        let target = crate::proxy::socks::Dest::Name(host.to_string(), port).to_string();
+        tracing::info!(
+            "connected to {target} through {} (last {last})",
+            crate::text::counted(copts.proxies.len() as u64, "proxy", "proxies")
+        );
+        popts.to_mut().peer = Some(target);
+    } else if let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) {
         tracing::info!("connected to {} from {}", show_addr(peer), show_addr(local));
     }
+    let popts = popts.as_ref();
     let Some(t) = tls else {
         return run_plain(pipe::Sock::Tcp(stream), popts, Side::Client);
     };

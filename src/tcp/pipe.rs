@@ -57,6 +57,9 @@ pub struct PipeOptions {
     pub idle_timeout: Option<Duration>,
     /// On a plain connection, check the first bytes received for TLS.
     pub plain_check: Option<Side>,
+    /// How messages name the other end when the socket's own peer is not
+    /// it (a target reached through `--proxy`); `None` uses the address.
+    pub peer: Option<String>,
 }
 
 /// How a session ended without error.
@@ -287,7 +290,7 @@ pub fn run(
     let (stream, reader, writer): (Sock, Box<dyn Read + Send>, Box<dyn HalfWrite + Send>) =
         match link {
             Link::Plain(stream) => {
-                let peer = stream.peer_name();
+                let peer = opts.peer.clone().unwrap_or_else(|| stream.peer_name());
                 if let Some(t) = opts.idle_timeout {
                     let _ = stream.set_read_timeout(Some(t));
                 }
@@ -307,7 +310,7 @@ pub fn run(
                 tcp,
             } => (Sock::Tcp(tcp), reader, writer),
         };
-    let peer = stream.peer_name();
+    let peer = opts.peer.clone().unwrap_or_else(|| stream.peer_name());
     // The zero-copy paths need the bare socket.
     let zero_copy = if plain { stream.try_clone().ok() } else { None };
     // Whether a person is typing the input: then the session ends as soon
