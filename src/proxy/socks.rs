@@ -1,6 +1,7 @@
 //! SOCKS5 (RFC 1928, with RFC 1929 username/password) and SOCKS4/4a, both
 //! sides, as bytes in and bytes out. Pure: no I/O. The client side is a
-//! step machine ([`Socks5Client`], [`Socks4Client`]) that says how many
+//! step machine ([`Socks5Client`]; SOCKS4 is one request and one 8-byte
+//! reply, [`socks4_request`] and [`socks4_reply`]) that says how many
 //! bytes it wants next, so a driver reads exactly those and never consumes
 //! a byte of the tunnel that follows the reply. The server side parses
 //! requests from a buffer and says how much it used.
