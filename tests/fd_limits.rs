@@ -80,6 +80,8 @@ fn tcp_listen_out_of_descriptors_keeps_its_peers_and_recovers() {
         &["tcp", "listen", "127.0.0.1:0", "--echo", "-k"],
         |addr| {
             let mut c = connect(addr);
+            // Served before the flood, so it was surely accepted.
+            assert!(echoes(&mut c, b"first\n"), "not served before the flood");
             Box::new(move || echoes(&mut c, b"still here\n"))
         },
         |addr| {
@@ -140,6 +142,7 @@ fn a_half_closed_echo_peer_still_gets_its_answer_during_the_flood() {
         &["tcp", "listen", "127.0.0.1:0", "--echo", "-k"],
         |addr| {
             let mut c = connect(addr);
+            assert!(echoes(&mut c, b"first\n"), "not served before the flood");
             Box::new(move || {
                 c.write_all(b"last words\n").is_ok()
                     && c.shutdown(Shutdown::Write).is_ok()
@@ -161,6 +164,9 @@ fn forward_out_of_descriptors_keeps_its_relays_and_recovers() {
         &["forward", "127.0.0.1:0", &target],
         |addr| {
             let mut c = connect(addr);
+            // Relayed before the flood: its target connection is open, so
+            // the flood cannot take the descriptor it needed.
+            assert!(echoes(&mut c, b"relayed\n"), "not relayed before the flood");
             Box::new(move || echoes(&mut c, b"still relayed\n"))
         },
         // A new client is relayed whole, half-close included.
