@@ -709,12 +709,21 @@ fn bench_udp_through_loss_reports_what_forward_dropped() {
 
 #[test]
 fn a_fixed_udp_port_serves_one_test_at_a_time_and_flags_are_checked() {
-    let server = sockit_noinput(&["bench", "server", "-l", "127.0.0.1:0", "--udp-port", "0"]);
+    let server = sockit_noinput(&[
+        "-v",
+        "bench",
+        "server",
+        "-l",
+        "127.0.0.1:0",
+        "--udp-port",
+        "0",
+    ]);
     let control = server.listening().to_string();
     let args = ["bench", "client", &control, "udp", "-t", "4", "-b", "1M"];
-    let first = sockit_noinput(&args);
     server.stderr.wait_for("UDP tests on ");
+    let first = sockit_noinput(&args);
     // The first test holds the port for 4 s; a second one meanwhile is refused.
+    server.stderr.wait_for("test holds UDP port");
     let deadline = Instant::now() + WAIT;
     let mut refused = None;
     while Instant::now() < deadline {

@@ -321,6 +321,7 @@ async fn client<S: AsyncRead + AsyncWrite + Send + 'static>(
                 },
             };
             let port = udp.local_addr().map_err(io)?.port();
+            tracing::info!("a {} test holds UDP port {port}", hello.mode.name());
             let stop = Arc::new(AtomicBool::new(false));
             let stop2 = stop.clone();
             let echo = hello.mode == Mode::UdpRr;
