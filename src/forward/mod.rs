@@ -697,7 +697,7 @@ impl Ctx {
 }
 
 /// How long an emptied splice pipe waits in the pool before it is closed.
-const PIPE_IDLE: Duration = Duration::from_secs(5);
+pub(crate) const PIPE_IDLE: Duration = Duration::from_secs(5);
 
 /// An accept loop, on a bound listener; ends when `stop` is cancelled
 /// (or, with `once`, after one client), once its relays have ended.

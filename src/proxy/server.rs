@@ -238,7 +238,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
     let stop = ctx.stop.clone();
     let tracker = TaskTracker::new();
     let mut trouble = crate::net::AcceptTrouble::default();
-    let mut trim = tokio::time::interval(Duration::from_secs(5));
+    let mut trim = tokio::time::interval(crate::forward::PIPE_IDLE);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (c, peer) = tokio::select! {
@@ -255,7 +255,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
                 }
             },
             _ = trim.tick() => {
-                ctx.pipes.trim(Duration::from_secs(5));
+                ctx.pipes.trim(crate::forward::PIPE_IDLE);
                 continue;
             }
         };
