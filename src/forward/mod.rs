@@ -14,17 +14,19 @@
 //! Files: this one (spellings, options, the stream relay), `udp` (the
 //! datagram relay and its session table), `events` (`--json`).
 
+pub(crate) mod balance;
 pub mod events;
 mod udp;
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,6 +37,7 @@ use crate::relay::proxy_header::{self, Version};
 use crate::relay::{self, End, Endpoint, PipePool, Side};
 use crate::tls::{ClientTls, ClientTlsOptions, ServerTls};
 use crate::unix::{self, UnixAddr, UnixError};
+use balance::{Balance, Load, RawListener};
 use events::Events;
 
 /// How long a target that refused or timed out is skipped.
@@ -417,24 +420,61 @@ struct Peer {
 /// A bound stream listener.
 enum Acceptor {
     /// The listener, and whether each client's local address is needed.
-    Tcp(TcpListener, bool),
-    Unix(UnixListener, Arc<unix::BoundUnix>),
+    Tcp(RawListener<std::net::TcpListener>, bool),
+    Unix(
+        RawListener<std::os::unix::net::UnixListener>,
+        Arc<unix::BoundUnix>,
+    ),
+}
+
+/// An accepted client socket, not yet on any runtime: the loop that
+/// relays it registers it (see `balance`).
+enum Conn {
+    Tcp(OwnedFd),
+    Unix(OwnedFd),
+}
+
+impl Conn {
+    /// The socket as an endpoint of the current runtime.
+    fn endpoint(self) -> std::io::Result<Endpoint> {
+        Ok(match self {
+            Conn::Tcp(fd) => Endpoint::Tcp(TcpStream::from_std(fd.into())?),
+            Conn::Unix(fd) => Endpoint::Unix(tokio::net::UnixStream::from_std(fd.into())?),
+        })
+    }
+
+    fn reset(&self) {
+        match self {
+            Conn::Tcp(fd) => net::arm_reset(fd),
+            Conn::Unix(_) => {}
+        }
+    }
+}
+
+/// A client accepted and admitted, on its way to the loop that relays it.
+struct Admitted {
+    conn: Conn,
+    peer: Peer,
+    permit: OwnedSemaphorePermit,
+    id: u64,
 }
 
 impl Acceptor {
-    async fn accept(&self) -> std::io::Result<(Endpoint, Peer)> {
+    async fn accept(&self) -> std::io::Result<(Conn, Peer)> {
         match self {
             Acceptor::Tcp(l, want_local) => {
-                let (s, a) = l.accept().await?;
+                let (fd, a) = l.accept().await?;
+                let a = balance::tcp_peer(&a)?;
+                let sock = socket2::SockRef::from(&fd);
                 // getsockname only for those who use it (PROXY, programs).
                 let local = if *want_local {
-                    s.local_addr().ok()
+                    sock.local_addr().ok().and_then(|a| a.as_socket())
                 } else {
                     None
                 };
-                let _ = s.set_nodelay(true);
+                let _ = sock.set_nodelay(true);
                 Ok((
-                    Endpoint::Tcp(s),
+                    Conn::Tcp(fd),
                     Peer {
                         name: show_addr(a),
                         addr: Some(a),
@@ -445,10 +485,10 @@ impl Acceptor {
                 ))
             }
             Acceptor::Unix(l, b) => {
-                let (s, _) = l.accept().await?;
-                let cred = unix::peer_cred(&s);
+                let (fd, _) = l.accept().await?;
+                let cred = unix::peer_cred(&fd);
                 Ok((
-                    Endpoint::Unix(s),
+                    Conn::Unix(fd),
                     Peer {
                         name: unix::cred_name(cred),
                         addr: None,
@@ -478,6 +518,14 @@ struct Ctx {
     /// Clients relayed so far (each one's id), and clients turned away.
     relayed: AtomicU64,
     refused: AtomicU64,
+    /// What each accept loop relays, and its inbox of handed clients.
+    balance: Arc<Balance<Admitted>>,
+}
+
+/// One accept loop's place in the balance.
+struct Loop {
+    me: usize,
+    inbox: balance::Inbox<Admitted>,
 }
 
 /// Binds, announces `listening on`, and relays until `stop` is cancelled.
@@ -533,19 +581,22 @@ async fn run_stream(
         eprintln!("{}", t.banner);
     }
     let loops = if opts.once { 1 } else { accept_loops() };
-    let ctx = Arc::new(Ctx::new(opts, target_tls, events, stop));
+    let (balance, inboxes) = Balance::new(loops);
+    let ctx = Arc::new(Ctx::new(opts, target_tls, events, stop, balance));
     // One accept loop per core, each on a runtime of its own thread: a
-    // relay lives on the thread that accepted it, so its wake-ups never
-    // cross threads. All loops share one listening socket; the kernel
-    // hands each connection to one of them.
+    // relay lives on one thread, so its wake-ups never cross threads. All
+    // loops share one listening socket; the kernel hands each connection
+    // to one of them, and `balance` evens out what it handed.
+    let mut inboxes = inboxes.into_iter().enumerate();
+    let first = inboxes.next();
     let mut tasks = Vec::with_capacity(loops);
-    for _ in 1..loops {
-        tasks.push(serve_task(
-            bound.try_clone().map_err(listener_err)?,
-            ctx.clone(),
-        ));
+    for (me, inbox) in inboxes {
+        let b = bound.try_clone().map_err(listener_err)?;
+        tasks.push(serve_task(b, ctx.clone(), Loop { me, inbox }));
     }
-    tasks.insert(0, serve_task(bound, ctx.clone()));
+    if let Some((me, inbox)) = first {
+        tasks.insert(0, serve_task(bound, ctx.clone(), Loop { me, inbox }));
+    }
     let first = on_each_core("sockit-relay", tasks).await;
     first.map_err(listener_err)?;
     Ok(ctx.summary())
@@ -591,8 +642,8 @@ where
 /// An accept loop as a task of the current runtime: woken by the
 /// listener like any task (a `block_on` future is woken through the
 /// runtime's eventfd, one more syscall per wake).
-async fn serve_task(bound: Bound, ctx: Arc<Ctx>) -> std::io::Result<()> {
-    let task = tokio::spawn(async move { serve(bound.acceptor()?, ctx).await });
+async fn serve_task(bound: Bound, ctx: Arc<Ctx>, lp: Loop) -> std::io::Result<()> {
+    let task = tokio::spawn(async move { serve(bound.acceptor()?, ctx, lp).await });
     task.await.map_err(std::io::Error::other)?
 }
 
@@ -624,9 +675,9 @@ impl Bound {
     /// The listener on the current runtime.
     fn acceptor(self) -> std::io::Result<Acceptor> {
         Ok(match self {
-            Bound::Tcp(l, w) => Acceptor::Tcp(TcpListener::from_std(l)?, w),
+            Bound::Tcp(l, w) => Acceptor::Tcp(RawListener::new(l)?, w),
             Bound::Unix(b) => {
-                let l = UnixListener::from_std(b.listener.try_clone()?)?;
+                let l = RawListener::new(b.listener.try_clone()?)?;
                 Acceptor::Unix(l, b)
             }
         })
@@ -648,8 +699,14 @@ pub async fn serve_tcp(
     let target_tls = target_configs(&opts)?;
     listener.set_nonblocking(true).map_err(listener_err)?;
     let bound = Bound::Tcp(listener, opts.wants_local());
-    let ctx = Arc::new(Ctx::new(opts, target_tls, Events::default(), stop));
-    serve_task(bound, ctx.clone()).await.map_err(listener_err)?;
+    let (balance, mut inboxes) = Balance::new(1);
+    let ctx = Arc::new(Ctx::new(opts, target_tls, Events::default(), stop, balance));
+    let Some(inbox) = inboxes.pop() else {
+        return Ok(ctx.summary());
+    };
+    serve_task(bound, ctx.clone(), Loop { me: 0, inbox })
+        .await
+        .map_err(listener_err)?;
     Ok(ctx.summary())
 }
 
@@ -672,6 +729,7 @@ impl Ctx {
         target_tls: Vec<Option<ClientTls>>,
         events: Events,
         stop: CancellationToken,
+        balance: Arc<Balance<Admitted>>,
     ) -> Ctx {
         let seed = opts.faults.run_seed("connections");
         Ctx {
@@ -685,6 +743,7 @@ impl Ctx {
             stop,
             relayed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            balance,
         }
     }
 
@@ -701,7 +760,7 @@ pub(crate) const PIPE_IDLE: Duration = Duration::from_secs(5);
 
 /// An accept loop, on a bound listener; ends when `stop` is cancelled
 /// (or, with `once`, after one client), once its relays have ended.
-async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
+async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>, mut lp: Loop) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let stop = ctx.stop.clone();
     let mut trouble = crate::net::AcceptTrouble::default();
@@ -712,13 +771,17 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
         let accepted = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
+            Some((a, load)) = lp.inbox.recv() => {
+                start_relay(&tracker, &ctx, a, load);
+                continue;
+            }
             r = acceptor.accept() => r,
             _ = trim.tick() => {
                 ctx.pipes.trim(PIPE_IDLE);
                 continue;
             }
         };
-        let (client, peer) = match accepted {
+        let (conn, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of
@@ -735,7 +798,7 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
                 ctx.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("refused {}: {why}", peer.name);
                 refused(&ctx, &peer, &why.to_string()).await;
-                client.reset();
+                conn.reset();
                 continue;
             }
         }
@@ -747,23 +810,47 @@ async fn serve(acceptor: Acceptor, ctx: Arc<Ctx>) -> std::io::Result<()> {
             );
             tracing::warn!("refused {}: {why}", peer.name);
             refused(&ctx, &peer, &why).await;
-            client.reset();
+            conn.reset();
             continue;
         };
         let id = ctx.relayed.fetch_add(1, Ordering::Relaxed) + 1;
-        let ctx2 = ctx.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            relay(client, peer, &ctx2, id).await;
-        });
+        let admitted = Admitted {
+            conn,
+            peer,
+            permit,
+            id,
+        };
+        let load = ctx.balance.place(lp.me);
+        if let Some((a, load)) = ctx.balance.hand(lp.me, admitted, load) {
+            start_relay(&tracker, &ctx, a, load);
+        }
         if ctx.opts.once {
             break;
         }
     }
     drop(acceptor);
+    // Clients handed to this loop as it stopped are closed.
+    lp.inbox.close();
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// Relays an admitted client on this loop, counted in `load` until it ends.
+fn start_relay(tracker: &TaskTracker, ctx: &Arc<Ctx>, a: Admitted, load: Load<Admitted>) {
+    let ctx = ctx.clone();
+    tracker.spawn(async move {
+        let _permit = a.permit;
+        let _load = load;
+        match a.conn.endpoint() {
+            Ok(client) => relay(client, a.peer, &ctx, a.id).await,
+            Err(e) => tracing::warn!(
+                "{}: could not take the connection on ({})",
+                a.peer.name,
+                describe(&e)
+            ),
+        }
+    });
 }
 
 async fn refused(ctx: &Ctx, peer: &Peer, why: &str) {
@@ -1207,6 +1294,7 @@ mod size_tests {
             vec![None],
             Events::default(),
             CancellationToken::new(),
+            Balance::new(1).0,
         );
         let peer = Peer {
             name: String::new(),

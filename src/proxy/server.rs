@@ -12,13 +12,14 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,6 +27,7 @@ use super::http;
 use super::socks::{self, Dest, Parsed, Reply};
 use super::{same_secret, Creds};
 use crate::access::{AccessList, Cidr};
+use crate::forward::balance::{self, Balance, Inbox, Load, RawListener};
 use crate::forward::events::{self, Events};
 use crate::net::{describe, show_addr};
 use crate::relay::{self, Endpoint, PipePool};
@@ -188,6 +190,16 @@ struct Ctx {
     stop: CancellationToken,
     tunnels: AtomicU64,
     refused: AtomicU64,
+    /// What each accept loop serves, and its inbox of handed clients.
+    balance: Arc<Balance<Admitted>>,
+}
+
+/// A client accepted and admitted, on its way to the loop that serves it:
+/// its socket is not yet on any runtime.
+struct Admitted {
+    fd: OwnedFd,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
 }
 
 /// Serves proxy clients on `listener` (non-blocking) until `stop` is
@@ -205,6 +217,8 @@ pub async fn serve(
     events: Events,
     stop: CancellationToken,
 ) -> io::Result<ProxySummary> {
+    let loops = crate::forward::accept_loops();
+    let (balance, inboxes) = Balance::new(loops);
     let ctx = Arc::new(Ctx {
         slots: Arc::new(Semaphore::new(opts.max_conns.max(1))),
         opts,
@@ -213,12 +227,17 @@ pub async fn serve(
         stop: stop.clone(),
         tunnels: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        balance,
     });
-    let mut tasks = Vec::new();
-    for _ in 1..crate::forward::accept_loops() {
-        tasks.push(accept_task(listener.try_clone()?, ctx.clone()));
+    let mut inboxes = inboxes.into_iter().enumerate();
+    let first = inboxes.next();
+    let mut tasks = Vec::with_capacity(loops);
+    for (me, inbox) in inboxes {
+        tasks.push(accept_task(listener.try_clone()?, ctx.clone(), me, inbox));
     }
-    tasks.insert(0, accept_task(listener, ctx.clone()));
+    if let Some((me, inbox)) = first {
+        tasks.insert(0, accept_task(listener, ctx.clone(), me, inbox));
+    }
     let first = crate::forward::on_each_core("sockit-proxy", tasks).await;
     first?;
     Ok(ProxySummary {
@@ -228,23 +247,37 @@ pub async fn serve(
 }
 
 /// One accept loop, as a task of the current runtime.
-async fn accept_task(listener: std::net::TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
+async fn accept_task(
+    listener: std::net::TcpListener,
+    ctx: Arc<Ctx>,
+    me: usize,
+    inbox: Inbox<Admitted>,
+) -> io::Result<()> {
     let task =
-        tokio::spawn(async move { accept_loop(TcpListener::from_std(listener)?, ctx).await });
+        tokio::spawn(async move { accept_loop(RawListener::new(listener)?, ctx, me, inbox).await });
     task.await.map_err(io::Error::other)?
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
+async fn accept_loop(
+    listener: RawListener<std::net::TcpListener>,
+    ctx: Arc<Ctx>,
+    me: usize,
+    mut inbox: Inbox<Admitted>,
+) -> io::Result<()> {
     let stop = ctx.stop.clone();
     let tracker = TaskTracker::new();
     let mut trouble = crate::net::AcceptTrouble::default();
     let mut trim = tokio::time::interval(crate::forward::PIPE_IDLE);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (c, peer) = tokio::select! {
+        let (fd, peer) = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            r = listener.accept() => match r {
+            Some((a, load)) = inbox.recv() => {
+                start_tunnel(&tracker, &ctx, a, load);
+                continue;
+            }
+            r = listener.accept() => match r.and_then(|(fd, a)| Ok((fd, balance::tcp_peer(&a)?))) {
                 Ok(x) => x,
                 Err(e) => {
                     trouble.failed(&e);
@@ -262,7 +295,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
         if let Err(why) = ctx.opts.access.check(peer.ip()) {
             ctx.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("refused {}: {why}", show_addr(peer));
-            crate::net::arm_reset(&c);
+            crate::net::arm_reset(&fd);
             continue;
         }
         let Ok(permit) = ctx.slots.clone().try_acquire_owned() else {
@@ -272,20 +305,39 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) -> io::Result<()> {
                 show_addr(peer),
                 crate::text::counted(ctx.opts.max_conns as u64, "tunnel", "tunnels")
             );
-            crate::net::arm_reset(&c);
+            crate::net::arm_reset(&fd);
             continue;
         };
-        let _ = c.set_nodelay(true);
-        let ctx2 = ctx.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            client(c, peer, &ctx2).await;
-        });
+        let _ = socket2::SockRef::from(&fd).set_nodelay(true);
+        let admitted = Admitted { fd, peer, permit };
+        let load = ctx.balance.place(me);
+        if let Some((a, load)) = ctx.balance.hand(me, admitted, load) {
+            start_tunnel(&tracker, &ctx, a, load);
+        }
     }
     drop(listener);
+    // Clients handed to this loop as it stopped are closed.
+    inbox.close();
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// Serves an admitted client on this loop, counted in `load` until it ends.
+fn start_tunnel(tracker: &TaskTracker, ctx: &Arc<Ctx>, a: Admitted, load: Load<Admitted>) {
+    let ctx = ctx.clone();
+    tracker.spawn(async move {
+        let _permit = a.permit;
+        let _load = load;
+        match TcpStream::from_std(a.fd.into()) {
+            Ok(c) => client(c, a.peer, &ctx).await,
+            Err(e) => tracing::warn!(
+                "{}: could not take the connection on ({})",
+                show_addr(a.peer),
+                describe(&e)
+            ),
+        }
+    });
 }
 
 /// A tunnel agreed on: where it goes and what the target gets first.

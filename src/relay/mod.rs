@@ -194,8 +194,10 @@ pub struct Pumped {
 /// Shared by both directions of one pump.
 struct Meter {
     start: Instant,
-    /// Milliseconds after `start` of the last move, either way.
+    /// Milliseconds after `start` of the last move, either way (kept only
+    /// when there is an idle timeout to watch: it costs a clock read).
     last_ms: AtomicU64,
+    timed: bool,
     a_to_b: AtomicU64,
     b_to_a: AtomicU64,
     /// 0 none, 1 A, 2 B.
@@ -203,10 +205,11 @@ struct Meter {
 }
 
 impl Meter {
-    fn new() -> Meter {
+    fn new(timed: bool) -> Meter {
         Meter {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            timed,
             a_to_b: AtomicU64::new(0),
             b_to_a: AtomicU64::new(0),
             first_eof: AtomicU8::new(0),
@@ -219,8 +222,10 @@ impl Meter {
             Side::B => &self.b_to_a,
         };
         c.fetch_add(n as u64, Ordering::Relaxed);
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        if self.timed {
+            let ms = self.start.elapsed().as_millis() as u64;
+            self.last_ms.store(ms, Ordering::Relaxed);
+        }
     }
 
     fn eof(&self, from: Side) {
@@ -259,7 +264,7 @@ pub async fn pump(
     pipes: &PipePool,
     faults: Option<Box<fault::ConnFaults>>,
 ) -> Pumped {
-    let meter = Meter::new();
+    let meter = Meter::new(idle.is_some());
     // Each path boxed on its own: a relay's task holds only the one it uses.
     let end = match (a.sock(), b.sock(), faults) {
         (Some(sa), Some(sb), None) => {
@@ -607,7 +612,7 @@ mod size_tests {
         let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (b, _) = l.accept().await.unwrap();
         let (pipes, stop) = (PipePool::new(), CancellationToken::new());
-        let meter = Meter::new();
+        let meter = Meter::new(false);
         let (sa, sb) = (splice::Sock::Tcp(&a), splice::Sock::Tcp(&b));
         let one = splice::one_way(sa, sb, &pipes, |_| ());
         assert!(
