@@ -421,6 +421,60 @@ fn a_target_that_accepts_and_never_reads_holds_the_client_back() {
     fwd.kill();
 }
 
+/// A client that resets while the relay has nothing to read from it: once
+/// it has half-closed, and while the relay waits for a target that reads
+/// nothing. Either way the relay sees the reset at once and resets the
+/// target, with no byte from the target to wake it.
+#[test]
+fn a_client_reset_is_seen_while_the_relay_waits_on_the_target() {
+    for stalled in [false, true] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = l.local_addr().unwrap().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (eof_tx, eof_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            if !stalled {
+                // The client's bytes and its FIN, then silence.
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                assert_eq!(got, b"bye");
+                eof_tx.send(()).unwrap();
+            }
+            // Told when the client has reset; the relay must have reset
+            // this side too, so a write fails (a reset, or a broken pipe
+            // after the FIN).
+            rx.recv_timeout(WAIT).unwrap();
+            let r = s.write(b"late");
+            assert!(
+                matches!(&r, Err(e) if matches!(e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)),
+                "stalled={stalled}: {r:?}"
+            );
+        });
+        let (fwd, addr) = forward(&[&target, "-v"]);
+        let mut c = connect(addr);
+        if stalled {
+            write_until_stalled(&c);
+        } else {
+            c.write_all(b"bye").unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            // The relay has passed the FIN on: nothing reads the client now.
+            eof_rx.recv_timeout(WAIT).unwrap();
+        }
+        fwd.stderr.wait_for("relaying");
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c);
+        fwd.stderr.wait_for("reset both sides");
+        tx.send(()).unwrap();
+        server.join().unwrap();
+        fwd.kill();
+    }
+}
+
 #[test]
 fn udp_from_20000_source_ports_keeps_the_table_bounded() {
     let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);

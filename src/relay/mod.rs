@@ -310,24 +310,47 @@ async fn pump_splice(
     pipes: &PipePool,
 ) -> End {
     tokio::select! {
+        biased;
         r = splice_both(sa, sb, meter, pipes) => r.map_or_else(|(side, e)| End::Failed(side, e), |()| End::Done),
-        (side, e) = broken_either(sa, sb) => End::Failed(side, e),
-        _ = meter.idle(idle) => End::Idle,
         _ = stop.cancelled() => End::Stopped,
+        _ = meter.idle(idle) => End::Idle,
     }
 }
 
+/// Both directions until both have ended or one fails.
+///
+/// A reset is seen without a watcher on every wake-up: a direction that
+/// waits to read its source sees the source's reset in that read, and one
+/// that waits to write watches its source meanwhile (`splice::one_way`).
+/// Once a direction has ended, its source is watched here.
 async fn splice_both(
     sa: splice::Sock<'_>,
     sb: splice::Sock<'_>,
     meter: &Meter,
     pipes: &PipePool,
 ) -> Result<(), (Side, io::Error)> {
-    tokio::try_join!(
-        splice_one(sa, sb, Side::A, meter, pipes),
-        splice_one(sb, sa, Side::B, meter, pipes)
-    )
-    .map(|_| ())
+    let a_to_b = splice_one(sa, sb, Side::A, meter, pipes);
+    let b_to_a = splice_one(sb, sa, Side::B, meter, pipes);
+    tokio::pin!(a_to_b, b_to_a);
+    tokio::select! {
+        biased;
+        r = &mut a_to_b => {
+            r?;
+            tokio::select! {
+                biased;
+                r = &mut b_to_a => r,
+                e = sa.broken() => Err((Side::A, e)),
+            }
+        }
+        r = &mut b_to_a => {
+            r?;
+            tokio::select! {
+                biased;
+                r = &mut a_to_b => r,
+                e = sb.broken() => Err((Side::B, e)),
+            }
+        }
+    }
 }
 
 async fn splice_one(
@@ -350,14 +373,6 @@ async fn splice_one(
             Ok(())
         }
         Err(f) => Err(fault(f, side)),
-    }
-}
-
-/// The first of two sockets to report an error (a reset).
-async fn broken_either(a: splice::Sock<'_>, b: splice::Sock<'_>) -> (Side, io::Error) {
-    tokio::select! {
-        e = a.broken() => (Side::A, e),
-        e = b.broken() => (Side::B, e),
     }
 }
 

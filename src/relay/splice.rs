@@ -247,10 +247,11 @@ pub(crate) async fn one_way(
                     // What the destination did not take, once it has room.
                     let mut off = 0;
                     while off < rest.len() {
-                        dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
                         match dst.try_io(Interest::WRITABLE, || write_fd(dfd, &rest[off..])) {
                             Ok(m) => off += m,
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                Box::pin(writable(src, dst)).await?;
+                            }
                             Err(e) => return Err(Fault::Dest(e)),
                         }
                     }
@@ -292,10 +293,11 @@ pub(crate) async fn one_way(
         bulk = n >= SMALL_BUF;
         let mut left = n;
         while left > 0 {
-            dst.ready(Interest::WRITABLE).await.map_err(Fault::Dest)?;
             match dst.try_io(Interest::WRITABLE, || splice(pr, dfd, left)) {
                 Ok(m) => left -= m,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Box::pin(writable(src, dst)).await?;
+                }
                 Err(e) => return Err(Fault::Dest(e)),
             }
         }
@@ -304,6 +306,18 @@ pub(crate) async fn one_way(
 }
 
 /// Size of the buffer for small messages; a read that fills it means bulk.
+/// Waits until `dst` takes bytes again, watching `src` meanwhile: while
+/// this direction waits here nothing else reads `src`, so its reset would
+/// go unseen. Boxed by its callers: it is the rare path (a destination
+/// that is full), and every held relay would carry room for it.
+async fn writable(src: Sock<'_>, dst: Sock<'_>) -> Result<(), Fault> {
+    tokio::select! {
+        biased;
+        r = dst.ready(Interest::WRITABLE) => r.map_err(Fault::Dest),
+        e = src.broken() => Err(Fault::Source(e)),
+    }
+}
+
 const SMALL_BUF: usize = 16 * 1024;
 
 /// What one small read-and-write did.
