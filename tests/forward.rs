@@ -319,20 +319,7 @@ fn a_relay_keeps_one_transport() {
 
 #[test]
 fn a_target_slow_to_accept_times_out_and_the_client_is_reset() {
-    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    full.listen(0).unwrap();
-    let taddr = full.local_addr().unwrap().as_socket().unwrap();
-    let _fillers: Vec<socket2::Socket> = (0..3)
-        .map(|_| {
-            let c =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            c.set_nonblocking(true).unwrap();
-            let _ = c.connect(&taddr.into());
-            c
-        })
-        .collect();
+    let (_full, taddr) = slow_to_accept();
     let (fwd, addr) = forward(&[&taddr.to_string(), "--connect-timeout", "0.5"]);
     let started = std::time::Instant::now();
     let mut c = connect(addr);

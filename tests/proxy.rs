@@ -218,6 +218,28 @@ fn a_refusing_destination_gets_the_right_code_and_status() {
 }
 
 #[test]
+fn a_destination_that_does_not_accept_times_out_with_the_right_code_and_status() {
+    let (_full, slow) = slow_to_accept();
+    let (p, addr) = proxy(&["--connect-timeout", "0.5", "-v"]);
+    let started = Instant::now();
+    let f = connect_via(slow, &[format!("socks5h://{addr}")], b"");
+    assert!(
+        f.stderr
+            .contains("TTL expired (timed out) (SOCKS5 reply 6)"),
+        "{}",
+        f.stderr
+    );
+    let f = connect_via(slow, &[format!("http://{addr}")], b"");
+    assert!(f.stderr.contains("HTTP 504"), "{}", f.stderr);
+    let f = connect_via(slow, &[format!("socks4a://{addr}")], b"");
+    assert!(f.stderr.contains("SOCKS4 reply 91"), "{}", f.stderr);
+    // Three timeouts of half a second, not the client's own ten.
+    assert!(started.elapsed() < Duration::from_secs(8));
+    p.stderr
+        .wait_for("the destination did not answer within 0.5 s");
+}
+
+#[test]
 fn the_wrong_protocol_is_named() {
     let target = speaks_first();
     // A server that is no proxy at all, spoken to as each kind.

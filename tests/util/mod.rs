@@ -423,6 +423,26 @@ pub fn wait_tcp_established(port: u16) {
     wait_proc_socket("tcp", port, Some("01"), "no connection reached TCP port");
 }
 
+/// A listener on loopback that never accepts and whose queue is full, so
+/// the kernel drops every further SYN: a connect to it times out. Hold
+/// the returned sockets for as long as it must stay that way.
+pub fn slow_to_accept() -> (Vec<socket2::Socket>, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let mut held = vec![full];
+    for _ in 0..3 {
+        let c = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        c.set_nonblocking(true).unwrap();
+        let _ = c.connect(&addr.into());
+        held.push(c);
+    }
+    (held, addr)
+}
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
