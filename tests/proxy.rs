@@ -239,6 +239,152 @@ fn a_destination_that_does_not_accept_times_out_with_the_right_code_and_status()
         .wait_for("the destination did not answer within 0.5 s");
 }
 
+/// A SOCKS5 UDP ASSOCIATE on `proxy` (no auth): the TCP connection that
+/// holds it, and the relay's UDP address.
+fn udp_associate(proxy: SocketAddr, from: SocketAddr) -> (TcpStream, SocketAddr) {
+    let mut c = TcpStream::connect(proxy).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.write_all(&[5, 1, 0]).unwrap();
+    let mut m = [0u8; 2];
+    c.read_exact(&mut m).unwrap();
+    assert_eq!(m, [5, 0]);
+    let mut req = vec![5, 3, 0, 1];
+    let SocketAddr::V4(f) = from else {
+        panic!("IPv4 only")
+    };
+    req.extend_from_slice(&f.ip().octets());
+    req.extend_from_slice(&f.port().to_be_bytes());
+    c.write_all(&req).unwrap();
+    let mut r = [0u8; 10];
+    c.read_exact(&mut r).unwrap();
+    assert_eq!(&r[..4], &[5, 0, 0, 1], "{r:?}");
+    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    (c, relay)
+}
+
+/// `RSV RSV FRAG ATYP ADDR PORT DATA` to an IPv4 address.
+fn udp_datagram(frag: u8, to: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let SocketAddr::V4(t) = to else {
+        panic!("IPv4 only")
+    };
+    let mut d = vec![0, 0, frag, 1];
+    d.extend_from_slice(&t.ip().octets());
+    d.extend_from_slice(&t.port().to_be_bytes());
+    d.extend_from_slice(data);
+    d
+}
+
+#[test]
+fn udp_associate_relays_datagrams_and_drops_what_it_must() {
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let eaddr = echo.listening();
+    let (p, addr) = proxy(&[]);
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(WAIT)).unwrap();
+    let (ctrl, relay) = udp_associate(addr, u.local_addr().unwrap());
+    assert_eq!(
+        relay.ip(),
+        addr.ip(),
+        "bound where the client reached the proxy"
+    );
+    let mut buf = [0u8; 2048];
+    // A fragment and a datagram from another port are dropped; the next
+    // datagram's reply is the first one back.
+    u.send_to(&udp_datagram(1, eaddr, b"fragment"), relay)
+        .unwrap();
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    other
+        .send_to(&udp_datagram(0, eaddr, b"stranger"), relay)
+        .unwrap();
+    for word in ["one", "two", "三"] {
+        u.send_to(&udp_datagram(0, eaddr, word.as_bytes()), relay)
+            .unwrap();
+        let (n, from) = u.recv_from(&mut buf).unwrap();
+        assert_eq!(from, relay);
+        // The header names the echo server as the source.
+        assert_eq!(
+            &buf[..n],
+            &udp_datagram(0, eaddr, word.as_bytes())[..],
+            "{word}"
+        );
+    }
+    // A name, resolved by the proxy (localhost is in /etc/hosts).
+    let mut d = vec![0, 0, 0, 3, 9];
+    d.extend_from_slice(b"localhost");
+    d.extend_from_slice(&eaddr.port().to_be_bytes());
+    d.extend_from_slice(b"by name");
+    u.send_to(&d, relay).unwrap();
+    let (n, _) = u.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &udp_datagram(0, eaddr, b"by name")[..]);
+    // The association ends with its TCP connection, and says what it did.
+    drop(ctrl);
+    p.stderr
+        .wait_for("ended: the client closed its TCP connection; 4 up");
+    p.stderr
+        .wait_for("2 dropped (2 not the client's or malformed");
+    // Its port is closed: a connected socket hears the refusal.
+    let gone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    gone.set_read_timeout(Some(WAIT)).unwrap();
+    gone.connect(relay).unwrap();
+    gone.send(&udp_datagram(0, eaddr, b"late")).unwrap();
+    let r = gone.recv(&mut buf);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn udp_associate_keeps_the_destination_guard() {
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let eaddr = echo.listening();
+    // No --allow-dest: loopback destinations are refused, for UDP too.
+    let p = sockit_noinput(&["-v", "proxy", "127.0.0.1:0", "--json"]);
+    let addr = p.listening();
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (ctrl, relay) = udp_associate(addr, u.local_addr().unwrap());
+    u.send_to(&udp_datagram(0, eaddr, b"guarded"), relay)
+        .unwrap();
+    p.stderr.wait_for("not allowed");
+    drop(ctrl);
+    p.stderr.wait_for("1 to refused destinations");
+    let out = p.stdout.as_ref().expect("captured");
+    out.wait_for("\"protocol\":\"socks5-udp\"");
+    out.wait_for("\"datagrams_up\":0");
+}
+
+#[test]
+fn pysocks_sends_udp_through_sockit_proxy() {
+    let Some(py) = python_with("socks", "python3-socks") else {
+        return;
+    };
+    let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
+    let eaddr = echo.listening();
+    let (_p, addr) = proxy(&[]);
+    let out = Command::new(py)
+        .arg(peer_script("pysocks_udp.py"))
+        .args([
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            "127.0.0.1",
+            &eaddr.port().to_string(),
+            "你好",
+            "hello",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = eaddr.port();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("你好 127.0.0.1 {port}\nhello 127.0.0.1 {port}\n")
+    );
+}
+
 #[test]
 fn the_wrong_protocol_is_named() {
     let target = speaks_first();
@@ -281,8 +427,16 @@ fn hostile_socks_inputs_get_the_protocol_answer_and_a_close() {
         raw(addr, &[&[5, 1, 0], &[5, 1, 0, 9, 1, 2, 3, 4, 0, 80]])[2..4],
         [5, 8]
     );
-    let udp = raw(addr, &[&[5, 1, 0], &[5, 3, 0, 1, 127, 0, 0, 1, 0, 80]]);
-    assert_eq!(udp[2..4], [5, 7], "UDP ASSOCIATE: command not supported");
+    let bind = raw(addr, &[&[5, 1, 0], &[5, 2, 0, 1, 127, 0, 0, 1, 0, 80]]);
+    assert_eq!(bind[2..4], [5, 7], "BIND: command not supported");
+    let other = raw(addr, &[&[5, 1, 0], &[5, 9, 0, 1, 127, 0, 0, 1, 0, 80]]);
+    assert_eq!(other[2..4], [5, 7], "command 9: not supported");
+    // UDP ASSOCIATE with bytes pipelined after it: refused, not guessed at.
+    let early = raw(
+        addr,
+        &[&[5, 1, 0], &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3]],
+    );
+    assert_eq!(early[2..4], [5, 1], "UDP ASSOCIATE with trailing bytes");
     // A name of 255 bytes is read whole; it does not resolve.
     let mut long = vec![5u8, 1, 0, 3, 255];
     long.extend(std::iter::repeat_n(b'x', 255));

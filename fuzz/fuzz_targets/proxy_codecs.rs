@@ -1,8 +1,9 @@
 //! The proxy's decoders of peer bytes: SOCKS5 greetings, username/password
-//! and requests, SOCKS4/4a requests, HTTP request and response heads, and
-//! the client's reply parser. None panics, none uses more bytes than it was
-//! given, heads stay bounded, and a request built by the encoder parses back
-//! to itself (the model).
+//! and requests, SOCKS4/4a requests, SOCKS5 UDP datagram headers, HTTP
+//! request and response heads, and the client's reply parser. None panics,
+//! none uses more bytes than it was given, heads stay bounded, and what the
+//! encoders write (a request, a UDP reply header) parses back to itself
+//! (the model).
 #![no_main]
 
 use libfuzzer_sys::{arbitrary, fuzz_target};
@@ -47,6 +48,10 @@ fuzz_target!(|c: Case| {
         );
     }
     used(&http::parse_response(b), b.len());
+    // A UDP datagram's header: its data starts inside the datagram.
+    if let Ok(u) = socks::parse_udp(b) {
+        assert!(u.data_at <= b.len());
+    }
     // The client's step machine, fed the bytes in the pieces it asks for.
     let dest = if c.name.is_empty() || c.name.len() > 255 {
         let ip = if c.v6 {
@@ -84,6 +89,25 @@ fuzz_target!(|c: Case| {
             matches!(&dest, Dest::Name(n, _) if n.is_empty()),
             "{dest:?} did not parse back: {other:?}"
         ),
+    }
+    // Model: a UDP reply header for an address parses back to it, and the
+    // data after it is untouched.
+    if let Dest::Addr(a) = &dest {
+        let mut h = [0u8; socks::UDP_HEADER_MAX];
+        let at = socks::put_udp_header(&mut h, *a);
+        let mut d = h[at..].to_vec();
+        d.extend_from_slice(b);
+        let u = socks::parse_udp(&d).expect("a header we wrote parses");
+        assert_eq!(u.frag, 0);
+        let unmapped = match a {
+            std::net::SocketAddr::V6(v6) => v6
+                .ip()
+                .to_ipv4_mapped()
+                .map_or(*a, |v4| std::net::SocketAddr::new(v4.into(), a.port())),
+            v4 => *v4,
+        };
+        assert_eq!(u.dest, Dest::Addr(unmapped));
+        assert_eq!(&d[u.data_at..], b);
     }
     if let (Dest::Name(..), Ok(r4)) = (&dest, socks::socks4_request(&dest, "id")) {
         match socks::parse_request4(&r4) {

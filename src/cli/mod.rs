@@ -79,7 +79,7 @@ pub(crate) enum Cmd {
     Bench(bench::BenchCmd),
     /// Relay TCP, UDP or Unix clients to TARGETs (TLS at either end, a program per connection), like socat.
     Forward(Box<forward::ForwardCli>),
-    /// Run a SOCKS5/SOCKS4a/HTTP CONNECT proxy on [ADDR:]PORT, safe by default (127.0.0.1, no loopback destinations).
+    /// Run a SOCKS5 (with UDP)/SOCKS4a/HTTP CONNECT proxy on [ADDR:]PORT, safe by default (127.0.0.1, no loopback destinations).
     Proxy(proxy::ProxyCli),
     /// A guided tour of every feature, on loopback only.
     Demo,

@@ -5,6 +5,7 @@
 //! server side is [`server`] (`sockit proxy`).
 //!
 //! - [`socks`] and [`http`]: the protocols as bytes in and out (pure).
+//! - `udp`: SOCKS5 UDP ASSOCIATE for the server.
 //! - this file: proxy URLs, credentials, errors, and the handshake drivers
 //!   (blocking for the commands, async for `forward`). A driver reads
 //!   exactly the bytes of each reply (SOCKS) or peeks for the end of the
@@ -18,6 +19,7 @@
 pub mod http;
 pub mod server;
 pub mod socks;
+mod udp;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};

@@ -8,7 +8,9 @@
 //! `--allow-dest` names them (an SSRF guard). The destination is checked
 //! after the name is resolved, on the address actually connected to.
 //! After the handshake, bytes go through [`crate::relay::pump`]: splice,
-//! backpressure and half-close done right.
+//! backpressure and half-close done right. A SOCKS5 UDP ASSOCIATE is
+//! served by `udp` (a sibling module) for as long as the client's TCP
+//! connection lives.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use super::http;
 use super::socks::{self, Dest, Parsed, Reply};
+use super::udp;
 use super::{same_secret, Creds};
 use crate::access::{AccessList, Cidr};
 use crate::forward::balance::{self, Balance, Inbox, Load, RawListener};
@@ -350,6 +353,14 @@ struct Tunnel {
     first: Vec<u8>,
 }
 
+/// What a handshake agreed on.
+enum Agreed {
+    /// A TCP tunnel.
+    Tunnel(Tunnel),
+    /// A SOCKS5 UDP association (its reply is sent).
+    Udp(udp::Assoc),
+}
+
 /// Why a handshake ended without a tunnel (the answer is already sent).
 struct NoTunnel {
     why: String,
@@ -420,7 +431,7 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     // Boxed: its state is freed once the tunnel is open, so a held tunnel
     // carries only the pump.
     let shaken = tokio::select! {
-        r = Box::pin(handshake(&mut c, &mut buf, deadline, ctx, &who)) => r,
+        r = Box::pin(handshake(&mut c, &mut buf, deadline, ctx, &who, peer)) => r,
         _ = ctx.stop.cancelled() => return,
     };
     drop(buf);
@@ -430,7 +441,11 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         mut target,
         first,
     } = match shaken {
-        Ok(t) => t,
+        Ok(Agreed::Tunnel(t)) => t,
+        Ok(Agreed::Udp(a)) => {
+            Box::pin(associate(c, a, ctx, &who)).await;
+            return;
+        }
         Err(n) => {
             if n.refused {
                 ctx.refused.fetch_add(1, Ordering::Relaxed);
@@ -528,12 +543,15 @@ async fn handshake(
     deadline: Instant,
     ctx: &Ctx,
     who: &str,
-) -> Result<Tunnel, NoTunnel> {
+    peer: SocketAddr,
+) -> Result<Agreed, NoTunnel> {
     fill(c, buf, deadline).await?;
     match buf[0] {
-        socks::V5 => socks5(c, buf, deadline, ctx).await,
-        socks::V4 => socks4(c, buf, deadline, ctx).await,
-        b'A'..=b'Z' | b'a'..=b'z' => http_proxy(c, buf, deadline, ctx, who).await,
+        socks::V5 => socks5(c, buf, deadline, ctx, peer).await,
+        socks::V4 => socks4(c, buf, deadline, ctx).await.map(Agreed::Tunnel),
+        b'A'..=b'Z' | b'a'..=b'z' => http_proxy(c, buf, deadline, ctx, who)
+            .await
+            .map(Agreed::Tunnel),
         b => {
             let _ = c
                 .write_all(&http::response(
@@ -575,7 +593,8 @@ async fn socks5(
     buf: &mut Vec<u8>,
     deadline: Instant,
     ctx: &Ctx,
-) -> Result<Tunnel, NoTunnel> {
+    peer: SocketAddr,
+) -> Result<Agreed, NoTunnel> {
     let methods = match take(c, buf, deadline, socks::parse_greeting).await? {
         Ok(m) => m,
         Err(why) => {
@@ -627,13 +646,15 @@ async fn socks5(
             return Err(refusal(format!("sent {}; refused", r.why)));
         }
     };
+    if req.cmd == socks::CMD_UDP {
+        return udp_associate(c, buf, peer, &req.dest).await;
+    }
     if req.cmd != socks::CMD_CONNECT {
         let _ = c
             .write_all(&socks::reply5(Reply::CommandNotSupported, None))
             .await;
         let name = match req.cmd {
             socks::CMD_BIND => "BIND".to_string(),
-            socks::CMD_UDP => "UDP ASSOCIATE".to_string(),
             n => format!("command {n}"),
         };
         return Err(refusal(format!(
@@ -645,6 +666,105 @@ async fn socks5(
         Err(e) => socks::reply5(e.socks5(), None),
     })
     .await
+    .map(Agreed::Tunnel)
+}
+
+/// A UDP ASSOCIATE: binds the client-facing socket on the address the
+/// client reached us at, and answers with it.
+async fn udp_associate(
+    c: &mut TcpStream,
+    buf: &[u8],
+    peer: SocketAddr,
+    asked: &Dest,
+) -> Result<Agreed, NoTunnel> {
+    if !buf.is_empty() {
+        let _ = c.write_all(&socks::reply5(Reply::Failure, None)).await;
+        return Err(refusal(
+            "sent bytes after its UDP ASSOCIATE request, before the reply; refused",
+        ));
+    }
+    let bound = c
+        .local_addr()
+        .and_then(|l| udp::bind(l.ip(), peer, asked))
+        .and_then(|a| a.bound().map(|b| (a, b)));
+    match bound {
+        Ok((a, at)) => {
+            c.write_all(&socks::reply5(Reply::Ok, Some(at)))
+                .await
+                .map_err(|e| gone(describe(&e)))?;
+            Ok(Agreed::Udp(a))
+        }
+        Err(e) => {
+            let _ = c.write_all(&socks::reply5(Reply::Failure, None)).await;
+            Err(refusal(format!(
+                "asked for UDP ASSOCIATE, and no UDP socket could be bound ({})",
+                describe(&e)
+            )))
+        }
+    }
+}
+
+/// Serves a UDP association until the client's TCP connection ends.
+async fn associate(c: TcpStream, a: udp::Assoc, ctx: &Ctx, who: &str) {
+    let id = ctx.tunnels.fetch_add(1, Ordering::Relaxed) + 1;
+    let at = a.bound().map(show_addr).unwrap_or_default();
+    tracing::info!("{who}: UDP association open on {at}");
+    if ctx.events.on() {
+        ctx.events
+            .emit(
+                "open",
+                &[
+                    ("id", id.to_string()),
+                    ("client", events::s(who)),
+                    ("udp", events::s(&at)),
+                    ("protocol", events::s("socks5-udp")),
+                ],
+            )
+            .await;
+    }
+    let started = Instant::now();
+    let rules = udp::Rules {
+        policy: &ctx.opts.dest,
+        stop: &ctx.stop,
+        idle: ctx.opts.idle_timeout,
+        resolve_timeout: ctx.opts.connect_timeout,
+    };
+    let (t, end) = udp::serve(c, a, &rules, who).await;
+    let secs = started.elapsed().as_secs_f64();
+    let dropped = t.dropped_client + t.denied + t.unsolicited + t.full;
+    tracing::info!(
+        "{who}: UDP association on {at} ended: {end}; {} up ({} bytes), {} down ({} bytes), \
+         {dropped} dropped ({} not the client's or malformed, {} to refused destinations, \
+         {} from addresses never sent to, {} with a full socket) in {secs:.3} s",
+        t.up,
+        t.up_bytes,
+        t.down,
+        t.down_bytes,
+        t.dropped_client,
+        t.denied,
+        t.unsolicited,
+        t.full
+    );
+    if ctx.events.on() {
+        ctx.events
+            .emit(
+                "close",
+                &[
+                    ("id", id.to_string()),
+                    ("client", events::s(who)),
+                    ("udp", events::s(&at)),
+                    ("protocol", events::s("socks5-udp")),
+                    ("datagrams_up", t.up.to_string()),
+                    ("datagrams_down", t.down.to_string()),
+                    ("bytes_up", t.up_bytes.to_string()),
+                    ("bytes_down", t.down_bytes.to_string()),
+                    ("dropped", dropped.to_string()),
+                    ("seconds", format!("{secs:.6}")),
+                    ("end", events::s(&end)),
+                ],
+            )
+            .await;
+    }
 }
 
 /// Opens the destination of a SOCKS request and answers the client with

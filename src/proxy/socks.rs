@@ -517,10 +517,27 @@ pub fn parse_request5(b: &[u8]) -> Result<Parsed<Request5>, Refusal5> {
     if b[0] != V5 {
         return Err(refuse(Reply::Failure, "a request that is not SOCKS5"));
     }
-    let (start, len) = match b[3] {
-        ATYP_V4 => (4, 4),
-        ATYP_V6 => (4, 16),
-        ATYP_NAME => (5, usize::from(b[4])),
+    let (dest, end) = match parse_dest_at(b, 3)? {
+        Parsed::Done(d, end) => (d, end),
+        Parsed::More => return Ok(Parsed::More),
+    };
+    Ok(Parsed::Done(Request5 { cmd: b[1], dest }, end))
+}
+
+/// `ATYP DST.ADDR DST.PORT` starting at `b[at]` (offset 3 in a request and
+/// in a UDP datagram's header), and where it ends.
+fn parse_dest_at(b: &[u8], at: usize) -> Result<Parsed<Dest>, Refusal5> {
+    let refuse = |reply, why| Refusal5 { reply, why };
+    let Some(&atyp) = b.get(at) else {
+        return Ok(Parsed::More);
+    };
+    let (start, len) = match atyp {
+        ATYP_V4 => (at + 1, 4),
+        ATYP_V6 => (at + 1, 16),
+        ATYP_NAME => match b.get(at + 1) {
+            Some(&n) => (at + 2, usize::from(n)),
+            None => return Ok(Parsed::More),
+        },
         _ => {
             return Err(refuse(
                 Reply::AddressNotSupported,
@@ -534,7 +551,7 @@ pub fn parse_request5(b: &[u8]) -> Result<Parsed<Request5>, Refusal5> {
     }
     let port = u16::from_be_bytes([b[end - 2], b[end - 1]]);
     let a = &b[start..start + len];
-    let dest = match b[3] {
+    let dest = match atyp {
         ATYP_V4 => Dest::Addr(SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
             port,
@@ -559,7 +576,60 @@ pub fn parse_request5(b: &[u8]) -> Result<Parsed<Request5>, Refusal5> {
             }
         }
     };
-    Ok(Parsed::Done(Request5 { cmd: b[1], dest }, end))
+    Ok(Parsed::Done(dest, end))
+}
+
+/// A datagram a client sent to a UDP association (RFC 1928 section 7):
+/// where it goes, and where its data starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpRequest {
+    /// The fragment number; anything but 0 is dropped (this proxy does
+    /// not reassemble, which the RFC allows).
+    pub frag: u8,
+    /// Where the data goes.
+    pub dest: Dest,
+    /// The offset of the data in the datagram.
+    pub data_at: usize,
+}
+
+/// Parses a client's UDP datagram header: `RSV RSV FRAG ATYP ADDR PORT`.
+///
+/// # Errors
+/// A datagram too short for its header, an unknown address type, or a
+/// name that is empty or not text.
+pub fn parse_udp(b: &[u8]) -> Result<UdpRequest, &'static str> {
+    if b.len() < 4 {
+        return Err("a datagram shorter than a SOCKS5 UDP header");
+    }
+    match parse_dest_at(b, 3) {
+        Ok(Parsed::Done(dest, end)) => Ok(UdpRequest {
+            frag: b[2],
+            dest,
+            data_at: end,
+        }),
+        Ok(Parsed::More) => Err("a datagram shorter than its SOCKS5 UDP header"),
+        Err(r) => Err(r.why),
+    }
+}
+
+/// Most bytes of a UDP reply header (`RSV RSV FRAG` and an IPv6 address).
+pub const UDP_HEADER_MAX: usize = 3 + 1 + 16 + 2;
+
+/// The header of a datagram from `from`, for the client: written at the
+/// end of `out[..UDP_HEADER_MAX]`; returns where it starts.
+pub fn put_udp_header(out: &mut [u8; UDP_HEADER_MAX], from: SocketAddr) -> usize {
+    let from = match from {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => from,
+        },
+        v4 => v4,
+    };
+    let mut h = vec![0, 0, 0];
+    put_dest(&mut h, &Dest::Addr(from));
+    let at = UDP_HEADER_MAX - h.len();
+    out[at..].copy_from_slice(&h);
+    at
 }
 
 /// A SOCKS5 reply with `bound` as the address (0.0.0.0:0 when `None`).
@@ -641,6 +711,57 @@ pub fn reply4(granted: bool) -> [u8; 8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_headers_parse_and_build() {
+        // IPv4, a name, IPv6; the data offset after each.
+        let v4 = [0, 0, 0, 1, 10, 0, 0, 1, 0, 53, b'q'];
+        let r = parse_udp(&v4).unwrap();
+        assert_eq!(r.frag, 0);
+        assert_eq!(r.dest, Dest::Addr("10.0.0.1:53".parse().unwrap()));
+        assert_eq!(&v4[r.data_at..], b"q");
+        let mut name = vec![0, 0, 2, 3, 4];
+        name.extend_from_slice(b"host\x01\xbbdata");
+        let r = parse_udp(&name).unwrap();
+        assert_eq!(
+            (r.frag, r.dest.clone()),
+            (2, Dest::Name("host".into(), 443))
+        );
+        assert_eq!(&name[r.data_at..], b"data");
+        let mut v6 = vec![0, 0, 0, 4];
+        v6.extend_from_slice(&[0; 15]);
+        v6.extend_from_slice(&[1, 0, 7]);
+        let r = parse_udp(&v6).unwrap();
+        assert_eq!(r.dest, Dest::Addr("[::1]:7".parse().unwrap()));
+        assert_eq!(r.data_at, v6.len());
+        // Short, cut in the address, unknown type, empty name.
+        for bad in [
+            &[0u8, 0, 0][..],
+            &[0, 0, 0, 1, 10, 0][..],
+            &[0, 0, 0, 9, 1, 2, 3, 4, 0, 1][..],
+            &[0, 0, 0, 3, 0, 0, 1][..],
+            &[0, 0, 0, 3, 200, b'a'][..],
+        ] {
+            assert!(parse_udp(bad).is_err(), "{bad:?}");
+        }
+        // A reply header, IPv4-mapped sources shown as IPv4; it parses back.
+        for from in ["10.1.2.3:9", "[::ffff:10.1.2.3]:9", "[2001:db8::1]:9"] {
+            let from: SocketAddr = from.parse().unwrap();
+            let mut h = [0u8; UDP_HEADER_MAX];
+            let at = put_udp_header(&mut h, from);
+            let r = parse_udp(&h[at..]).unwrap();
+            let want = match from {
+                SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
+                    "10.1.2.3:9".parse().unwrap()
+                }
+                a => a,
+            };
+            assert_eq!(
+                (r.frag, r.dest, r.data_at),
+                (0, Dest::Addr(want), UDP_HEADER_MAX - at)
+            );
+        }
+    }
 
     fn run(c: &mut Socks5Client, server: &[&[u8]]) -> Result<Vec<Step>, Fail> {
         let mut steps = Vec::new();

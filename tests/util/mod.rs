@@ -511,6 +511,27 @@ pub fn python_peer(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A python3 that can import `module` (the one on PATH, else Debian's
+/// own, which has the python3-* packages), or `None` with a printed
+/// reason (a failure under `SOCKIT_REQUIRE_PEERS=1`).
+pub fn python_with(module: &str, package: &str) -> Option<PathBuf> {
+    let found = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        if std::env::var("SOCKIT_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("python3's {module} is required (SOCKIT_REQUIRE_PEERS=1) but not installed");
+        }
+        eprintln!("SKIPPED: python3's {module} is not installed (apt-get install {package})");
+    }
+    found.map(PathBuf::from)
+}
+
 /// Path to a Python peer script in tests/peers.
 pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
