@@ -7,6 +7,7 @@
 //! loadgen fanout  ADDR PEERS MSGS [PID]   chat room fan-out latency
 //! loadgen udp-echo ADDR COUNT LEN         pipelined datagrams against a UDP echo server
 //! loadgen tunnels ADDR COUNT TARGET       SOCKS5 tunnels, 50 at a time: open, 64 B there and back, close
+//! loadgen tunnels ADDR COUNT direct       the same against ADDR itself, no proxy: the ceiling
 //! loadgen tunnels-held ADDR COUNT TARGET [PROXY_PID]  hold COUNT SOCKS5 tunnels at once, each answering
 //! ```
 //! Each prints one JSON line. Every wait has a timeout.
@@ -35,9 +36,10 @@ fn main() {
             Some("conns") => conns(addr, n, args.get(4).map(|s| s.parse()).transpose()?).await,
             Some("udp-echo") => udp_echo(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
             Some("frames") => frames(addr, n, args.get(4).map_or(Ok(64), |s| s.parse())?).await,
-            Some("tunnels") => {
-                tunnels(addr, n, args.get(4).ok_or("missing TARGET")?.parse()?).await
-            }
+            Some("tunnels") => match args.get(4).map(String::as_str) {
+                Some("direct") => tunnels(addr, n, None).await,
+                t => tunnels(addr, n, Some(t.ok_or("missing TARGET")?.parse()?)).await,
+            },
             Some("tunnels-held") => {
                 tunnels_held(
                     addr,
@@ -202,8 +204,10 @@ async fn socks5_tunnel(proxy: SocketAddr, target: SocketAddr) -> Res<TcpStream> 
     Ok(s)
 }
 
-/// Tunnels per second: open, send 64 bytes, read them back, close.
-async fn tunnels(proxy: SocketAddr, count: usize, target: SocketAddr) -> Res<()> {
+/// Tunnels per second: open, send 64 bytes, read them back, close. With
+/// no target, the same connections go straight to `proxy` (an echo
+/// server): the most any proxy in front of it could reach.
+async fn tunnels(proxy: SocketAddr, count: usize, target: Option<SocketAddr>) -> Res<()> {
     raise_nofile();
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(50));
     let start = Instant::now();
@@ -212,7 +216,10 @@ async fn tunnels(proxy: SocketAddr, count: usize, target: SocketAddr) -> Res<()>
         let permit = sem.clone().acquire_owned().await?;
         tasks.push(tokio::spawn(async move {
             let r = tokio::time::timeout(WAIT, async {
-                let mut s = socks5_tunnel(proxy, target).await?;
+                let mut s = match target {
+                    Some(t) => socks5_tunnel(proxy, t).await?,
+                    None => TcpStream::connect(proxy).await?,
+                };
                 let msg = [b'x'; 64];
                 s.write_all(&msg).await?;
                 let mut back = [0u8; 64];
