@@ -429,10 +429,22 @@ fn a_client_reset_is_seen_while_the_relay_waits_on_the_target() {
                 assert_eq!(got, b"bye");
                 eof_tx.send(()).unwrap();
             }
-            // Told when the client has reset; the relay must have reset
-            // this side too, so a write fails (a reset, or a broken pipe
-            // after the FIN).
+            // Told when the relay has seen the client's reset; it resets
+            // this side too. Wait (bounded) for that reset to land: poll
+            // with no events reports only an error or a hang-up.
             rx.recv_timeout(WAIT).unwrap();
+            let mut p = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&s),
+                events: 0,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, valid for the call.
+            let n = unsafe { libc::poll(&mut p, 1, WAIT.as_millis() as i32) };
+            assert!(
+                n == 1 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0,
+                "stalled={stalled}: no reset reached the target"
+            );
+            // And a write fails (a reset, or a broken pipe after the FIN).
             let r = s.write(b"late");
             assert!(
                 matches!(&r, Err(e) if matches!(e.kind(),
