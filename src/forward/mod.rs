@@ -1119,9 +1119,6 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
             (end, format!("{how} by the fault after {n} bytes {way}"))
         }
     };
-    if tracing::enabled!(tracing::Level::INFO) {
-        log_end(who, &name, &p, first, &detail, ctx.opts.idle_timeout);
-    }
     // Closed now, not after the events below: the pump leaves the last
     // FIN to this close.
     drop(client);
@@ -1133,6 +1130,11 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         None => None,
     };
     drop(target);
+    // Logged once both sockets are closed: a line that says "reset both
+    // sides" is true when it is read.
+    if tracing::enabled!(tracing::Level::INFO) {
+        log_end(who, &name, &p, first, &detail, ctx.opts.idle_timeout);
+    }
     if let Some(st) = status {
         if !st.success() {
             tracing::info!("{who} -> {name}: the program ended with {st}");
