@@ -571,12 +571,18 @@ fn bind_tcp_one(addr: SocketAddr, dual_stack: bool) -> Result<std::net::TcpListe
 /// Formats an address the way the `listening on ADDR:PORT` line shows it,
 /// unmapping IPv4-mapped IPv6 peers (`::ffff:1.2.3.4`) to plain IPv4.
 pub fn show_addr(addr: SocketAddr) -> String {
+    unmap(addr).to_string()
+}
+
+/// An IPv4-mapped IPv6 address (`[::ffff:1.2.3.4]:p`) as plain IPv4; any
+/// other address as it is.
+pub fn unmap(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()).to_string(),
-            None => addr.to_string(),
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
         },
-        SocketAddr::V4(_) => addr.to_string(),
+        SocketAddr::V4(_) => addr,
     }
 }
 

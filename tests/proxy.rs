@@ -395,6 +395,19 @@ fn the_wrong_protocol_is_named() {
     assert!(f.stderr.contains("is not a SOCKS5 proxy"), "{}", f.stderr);
 }
 
+/// Runs a peer tool with `input` on its stdin (then closed)
+/// and its stdout captured.
+fn fed(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("piped").write_all(input)?;
+            c.wait_with_output()
+        })
+        .expect("run the peer tool")
+}
+
 /// Raw bytes to the proxy; what it answers before closing (bounded).
 fn raw(addr: SocketAddr, chunks: &[&[u8]]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -745,34 +758,24 @@ fn real_clients_curl_nc_and_ncat_use_sockit_proxy() {
     let target = speaks_first();
     let (_q, open) = proxy(&[]);
     for x in ["5", "connect"] {
-        let out = Command::new("nc")
-            .args(["-X", x, "-x", &open.to_string(), "-q", "5"])
-            .args([target.ip().to_string(), target.port().to_string()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().unwrap().write_all(b"hello\n")?;
-                c.wait_with_output()
-            })
-            .unwrap();
+        let out = fed(
+            Command::new("nc")
+                .args(["-X", x, "-x", &open.to_string(), "-q", "5"])
+                .args([target.ip().to_string(), target.port().to_string()]),
+            b"hello\n",
+        );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "SSH-2.0-sockit-test banner\r\necho: hello\n",
             "nc -X {x}"
         );
     }
-    let out = Command::new("ncat")
-        .args(["--proxy", &open.to_string(), "--proxy-type", "socks5"])
-        .args([target.ip().to_string(), target.port().to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"hello\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = fed(
+        Command::new("ncat")
+            .args(["--proxy", &open.to_string(), "--proxy-type", "socks5"])
+            .args([target.ip().to_string(), target.port().to_string()]),
+        b"hello\n",
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).ends_with("echo: hello\n"),
         "ncat: {:?}",

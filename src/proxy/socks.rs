@@ -615,20 +615,25 @@ pub fn parse_udp(b: &[u8]) -> Result<UdpRequest, &'static str> {
 /// Most bytes of a UDP reply header (`RSV RSV FRAG` and an IPv6 address).
 pub const UDP_HEADER_MAX: usize = 3 + 1 + 16 + 2;
 
-/// The header of a datagram from `from`, for the client: written at the
-/// end of `out[..UDP_HEADER_MAX]`; returns where it starts.
+/// The header of a datagram from `from` (IPv4-mapped shown as IPv4), for
+/// the client: written at the end of `out`; returns where it starts.
 pub fn put_udp_header(out: &mut [u8; UDP_HEADER_MAX], from: SocketAddr) -> usize {
-    let from = match from {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => from,
-        },
-        v4 => v4,
+    let from = crate::net::unmap(from);
+    let port = from.port().to_be_bytes();
+    let at = match from.ip() {
+        IpAddr::V4(ip) => {
+            out[UDP_HEADER_MAX - 6..UDP_HEADER_MAX - 2].copy_from_slice(&ip.octets());
+            out[UDP_HEADER_MAX - 7] = ATYP_V4;
+            UDP_HEADER_MAX - 10
+        }
+        IpAddr::V6(ip) => {
+            out[4..UDP_HEADER_MAX - 2].copy_from_slice(&ip.octets());
+            out[3] = ATYP_V6;
+            0
+        }
     };
-    let mut h = vec![0, 0, 0];
-    put_dest(&mut h, &Dest::Addr(from));
-    let at = UDP_HEADER_MAX - h.len();
-    out[at..].copy_from_slice(&h);
+    out[at..at + 3].fill(0);
+    out[UDP_HEADER_MAX - 2..].copy_from_slice(&port);
     at
 }
 
@@ -715,10 +720,10 @@ mod tests {
     #[test]
     fn udp_headers_parse_and_build() {
         // IPv4, a name, IPv6; the data offset after each.
-        let v4 = [0, 0, 0, 1, 10, 0, 0, 1, 0, 53, b'q'];
+        let v4 = [0, 0, 0, 1, 127, 0, 0, 1, 0, 53, b'q'];
         let r = parse_udp(&v4).unwrap();
         assert_eq!(r.frag, 0);
-        assert_eq!(r.dest, Dest::Addr("10.0.0.1:53".parse().unwrap()));
+        assert_eq!(r.dest, Dest::Addr("127.0.0.1:53".parse().unwrap()));
         assert_eq!(&v4[r.data_at..], b"q");
         let mut name = vec![0, 0, 2, 3, 4];
         name.extend_from_slice(b"host\x01\xbbdata");
@@ -745,14 +750,14 @@ mod tests {
             assert!(parse_udp(bad).is_err(), "{bad:?}");
         }
         // A reply header, IPv4-mapped sources shown as IPv4; it parses back.
-        for from in ["10.1.2.3:9", "[::ffff:10.1.2.3]:9", "[2001:db8::1]:9"] {
+        for from in ["127.1.2.3:9", "[::ffff:127.1.2.3]:9", "[::1]:9"] {
             let from: SocketAddr = from.parse().unwrap();
             let mut h = [0u8; UDP_HEADER_MAX];
             let at = put_udp_header(&mut h, from);
             let r = parse_udp(&h[at..]).unwrap();
             let want = match from {
                 SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
-                    "10.1.2.3:9".parse().unwrap()
+                    "127.1.2.3:9".parse().unwrap()
                 }
                 a => a,
             };

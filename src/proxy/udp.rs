@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::server::DestPolicy;
 use super::socks::{self, Dest, UDP_HEADER_MAX};
-use crate::net::{describe, show_addr};
+use crate::net::{describe, show_addr, unmap};
 
 /// The largest UDP payload, plus room to put a reply header before it.
 const BUF_LEN: usize = UDP_HEADER_MAX + 65_536;
@@ -433,15 +433,4 @@ fn from_dest(a: &Assoc, s: Option<&UdpSocket>, peers: &HashSet<SocketAddr>, t: &
 /// through tokio's readiness, which a new socket has not seen yet.
 fn send_now(s: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
     socket2::SockRef::from(s).send_to(data, &to.into())
-}
-
-/// An IPv4-mapped IPv6 address as plain IPv4.
-fn unmap(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => a,
-        },
-        v4 => v4,
-    }
 }
