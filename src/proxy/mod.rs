@@ -255,7 +255,7 @@ pub enum ProxyError {
         seen: String,
     },
     /// The proxy wants credentials we do not have.
-    #[error("{proxy} asks for a username and password; put them in the URL (socks5h://user:pass@host:port) or in --proxy-auth-file")]
+    #[error("{proxy} asks for a username and password; put them in the URL (SCHEME://user:pass@host:port) or in --proxy-auth-file")]
     AuthRequired {
         /// Which hop.
         proxy: String,
