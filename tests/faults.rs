@@ -633,7 +633,7 @@ fn bench_udp_through_loss_reports_what_forward_dropped() {
     // The server keeps its UDP tests on one port, so forward can point at it.
     let server = sockit_noinput(&["bench", "server", "-l", "127.0.0.1:0", "--udp-port", "0"]);
     let control = server.listening();
-    let said = server.stderr.wait_for("UDP tests on ");
+    let said = server.stderr.wait_line("UDP tests on ");
     let data: SocketAddr = said
         .lines()
         .find_map(|l| l.strip_prefix("UDP tests on "))
@@ -720,7 +720,7 @@ fn a_fixed_udp_port_serves_one_test_at_a_time_and_flags_are_checked() {
     ]);
     let control = server.listening().to_string();
     let args = ["bench", "client", &control, "udp", "-t", "4", "-b", "1M"];
-    server.stderr.wait_for("UDP tests on ");
+    server.stderr.wait_line("UDP tests on ");
     let first = sockit_noinput(&args);
     // The first test holds the port for 4 s; a second one meanwhile is refused.
     server.stderr.wait_for("test holds UDP port");

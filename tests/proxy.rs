@@ -550,7 +550,7 @@ fn tls_runs_end_to_end_through_the_tunnel_checked_against_the_target() {
         None,
     );
     let target = server.listening();
-    let line = server.stderr.wait_for("tls: certificate SHA256:");
+    let line = server.stderr.wait_line("tls: certificate SHA256:");
     let pin = line
         .split_whitespace()
         .find(|w| w.starts_with("SHA256:"))
@@ -679,7 +679,7 @@ fn forward_reaches_its_target_through_a_proxy_and_logs_json_events() {
     );
     // Our side ends too: then the tunnel closes, and says so.
     drop(s);
-    let events = p.out().wait_for("\"event\":\"close\"");
+    let events = p.out().wait_line("\"event\":\"close\"");
     assert!(events.contains("\"event\":\"open\""), "{events}");
     assert!(events.contains("\"protocol\":\"socks5\""), "{events}");
     assert!(events.contains("\"bytes_down\":"), "{events}");

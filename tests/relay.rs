@@ -397,7 +397,7 @@ fn tls_at_both_ends_re_encrypts_and_bytes_arrive_unchanged() {
     let inner_addr = inner.listening();
     let fp = inner
         .stderr
-        .wait_for("certificate SHA256:")
+        .wait_line("certificate SHA256:")
         .split_whitespace()
         .find(|w| w.starts_with("SHA256:"))
         .unwrap()
@@ -679,7 +679,7 @@ fn json_events_for_open_close_and_refused() {
     c.write_all(b"12345").unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_to_end(&mut c), b"12345");
-    let out = p.out().wait_for("\"event\":\"close\"");
+    let out = p.out().wait_line("\"event\":\"close\"");
     let close = out.lines().find(|l| l.contains("\"close\"")).unwrap();
     for want in [
         "\"bytes_up\":5",

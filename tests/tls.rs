@@ -26,7 +26,7 @@ fn cmd(cfg: &Path, args: &[&str]) -> Command {
 fn listener(cfg: &Path, args: &[&str]) -> (Proc, String, String) {
     let p = spawn(&mut cmd(cfg, args), Stdio::null(), None);
     let addr = p.listening().to_string();
-    let line = p.stderr.wait_for("tls: certificate SHA256:");
+    let line = p.stderr.wait_line("tls: certificate SHA256:");
     let fp = line
         .split_whitespace()
         .find(|w| w.starts_with("SHA256:"))
@@ -966,7 +966,7 @@ fn full_duplex_bulk_over_tls_both_ways_at_once() {
         Some(Stdio::from(std::fs::File::create(&got_b).unwrap())),
     );
     let addr = server.listening().to_string();
-    let fp = server.stderr.wait_for("tls: certificate SHA256:");
+    let fp = server.stderr.wait_line("tls: certificate SHA256:");
     let fp = fp
         .split_whitespace()
         .find(|w| w.starts_with("SHA256:"))

@@ -92,6 +92,19 @@ impl Captured {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// Waits for a whole line holding `needle` (its newline written too:
+    /// a process may write one line in several pieces), and returns the
+    /// output so far.
+    pub fn wait_line(&self, needle: &str) -> String {
+        let n = needle.to_string();
+        let out = self.wait_until(needle, move |b| {
+            String::from_utf8_lossy(b)
+                .split_inclusive('\n')
+                .any(|l| l.contains(&n) && l.ends_with('\n'))
+        });
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Waits until the stream is closed (the child closed it or exited).
     pub fn wait_closed(&self) -> Vec<u8> {
         let (m, cv) = &*self.0;
