@@ -1091,7 +1091,8 @@ async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     };
     let secs = p.elapsed.as_secs_f64();
     let (end, detail) = match &p.end {
-        End::Done => ("closed", String::new()),
+        // No stages here, so no quit word: both read as a close.
+        End::Done | End::Quit(_) => ("closed", String::new()),
         End::Failed(side, e) => {
             let whose = if *side == Side::A { "client" } else { "target" };
             // A TLS target that wants a client certificate says so at the
@@ -1193,7 +1194,9 @@ fn log_end(
         p.elapsed.as_secs_f64()
     );
     match &p.end {
-        End::Done => tracing::info!("{who} -> {name}: closed; {bytes}; the {first} closed first"),
+        End::Done | End::Quit(_) => {
+            tracing::info!("{who} -> {name}: closed; {bytes}; the {first} closed first")
+        }
         End::Failed(..) => tracing::info!("{who} -> {name}: {detail}; reset both sides; {bytes}"),
         End::Idle => tracing::info!(
             "{who} -> {name}: idle for {} s; reset both sides; {bytes}",

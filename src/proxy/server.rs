@@ -498,7 +498,7 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     .await;
     drop((a, b));
     let end = match &p.end {
-        relay::End::Done => "closed".to_string(),
+        relay::End::Done | relay::End::Quit(_) => "closed".to_string(),
         relay::End::Failed(side, e) => format!(
             "{} failed ({})",
             if *side == relay::Side::A {

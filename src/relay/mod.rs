@@ -29,6 +29,7 @@ pub mod child;
 pub mod fault;
 pub mod proxy_header;
 mod splice;
+pub mod threaded;
 
 use std::io;
 use std::pin::Pin;
@@ -57,6 +58,9 @@ pub enum Endpoint {
     TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// A child process: its stdout is read, its stdin written.
     Child(Box<child::ChildIo>),
+    /// Blocking I/O on threads: stdio, a reader and a writer, a blocking
+    /// TLS session.
+    Threaded(Box<threaded::Threaded>),
 }
 
 impl Endpoint {
@@ -72,7 +76,7 @@ impl Endpoint {
     pub fn reset(&self) {
         match self {
             Endpoint::Tcp(s) => crate::net::arm_reset(s),
-            Endpoint::Unix(_) | Endpoint::Child(_) => {}
+            Endpoint::Unix(_) | Endpoint::Child(_) | Endpoint::Threaded(_) => {}
             Endpoint::TlsServer(s) => crate::net::arm_reset(s.get_ref().0),
             Endpoint::TlsClient(s) => crate::net::arm_reset(s.get_ref().0),
         }
@@ -86,7 +90,7 @@ impl Endpoint {
             Endpoint::Unix(s) => Some(s.as_raw_fd()),
             Endpoint::TlsServer(s) => Some(s.get_ref().0.as_raw_fd()),
             Endpoint::TlsClient(s) => Some(s.get_ref().0.as_raw_fd()),
-            Endpoint::Child(_) => None,
+            Endpoint::Child(_) | Endpoint::Threaded(_) => None,
         }
     }
 
@@ -107,6 +111,7 @@ macro_rules! each {
             Endpoint::TlsServer($s) => $e,
             Endpoint::TlsClient($s) => $e,
             Endpoint::Child($s) => $e,
+            Endpoint::Threaded($s) => $e,
         }
     };
 }
@@ -162,7 +167,66 @@ pub enum End {
     /// A fault's byte limit ended it (reset: both were reset; close: both
     /// got a FIN), after this many bytes from this side.
     Fault(fault::Limit, Side, u64),
+    /// A quit word in the stream from this side ended it; both got a FIN.
+    Quit(Side),
 }
+
+/// A transformation one direction of a userspace copy applies: lines,
+/// text encodings, quit words, framing (`tcp connect`'s text options).
+/// Pure: bytes in, bytes out.
+pub trait Stage: Send {
+    /// Turns `data`, just read, into the bytes to write, appended to `out`.
+    /// `eof` marks the last call (with no data): a partial line goes out.
+    ///
+    /// # Errors
+    /// A violation the direction ends on (a frame too large, TLS bytes
+    /// where plain text belongs), carried as `io::Error::other`.
+    fn feed(&mut self, data: &[u8], eof: bool, out: &mut bytes::BytesMut) -> io::Result<Flow>;
+}
+
+/// Whether a direction goes on after a [`Stage`] has seen a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going: `out` holds what to write.
+    More,
+    /// Write the chunk as it was read (`out` untouched), and keep going.
+    Pass,
+    /// A quit word: write what came before it, then end the pump.
+    Quit,
+}
+
+/// What a pump does beyond moving bytes; most relays need none of it.
+#[derive(Default)]
+pub struct Extras {
+    /// Faults the connection suffers (`forward --delay`, ...).
+    pub faults: Option<Box<fault::ConnFaults>>,
+    /// The stage from A to B.
+    pub up: Option<Box<dyn Stage>>,
+    /// The stage from B to A.
+    pub down: Option<Box<dyn Stage>>,
+    /// The pump ends as soon as this side's stream ends, instead of when
+    /// both have (a person at a terminal leaves when the peer does).
+    pub ends_with: Option<Side>,
+    /// Only bytes from this side count against the idle timeout.
+    pub idle_from: Option<Side>,
+    /// The copy buffer per direction, when not the default.
+    pub buf: Option<usize>,
+    /// Told when the stream from a side ends, and whether it was the first
+    /// to (for a log line).
+    pub on_eof: Option<Box<dyn Fn(Side, bool) + Send + Sync>>,
+}
+
+/// A direction ended by a quit word.
+#[derive(Debug)]
+struct QuitWord;
+
+impl std::fmt::Display for QuitWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("quit word")
+    }
+}
+
+impl std::error::Error for QuitWord {}
 
 /// A direction ended by a fault's byte limit.
 #[derive(Debug)]
@@ -202,6 +266,9 @@ struct Meter {
     b_to_a: AtomicU64,
     /// 0 none, 1 A, 2 B.
     first_eof: AtomicU8,
+    /// Only moves from this side reset the idle clock, if set.
+    idle_from: Option<Side>,
+    on_eof: Option<Box<dyn Fn(Side, bool) + Send + Sync>>,
 }
 
 impl Meter {
@@ -213,6 +280,8 @@ impl Meter {
             a_to_b: AtomicU64::new(0),
             b_to_a: AtomicU64::new(0),
             first_eof: AtomicU8::new(0),
+            idle_from: None,
+            on_eof: None,
         }
     }
 
@@ -222,7 +291,7 @@ impl Meter {
             Side::B => &self.b_to_a,
         };
         c.fetch_add(n as u64, Ordering::Relaxed);
-        if self.timed {
+        if self.timed && self.idle_from.is_none_or(|s| s == from) {
             let ms = self.start.elapsed().as_millis() as u64;
             self.last_ms.store(ms, Ordering::Relaxed);
         }
@@ -230,9 +299,13 @@ impl Meter {
 
     fn eof(&self, from: Side) {
         let v = if from == Side::A { 1 } else { 2 };
-        let _ = self
+        let first = self
             .first_eof
-            .compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed);
+            .compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if let Some(f) = &self.on_eof {
+            f(from, first);
+        }
     }
 
     /// Resolves once nothing has moved for `limit` (never without one).
@@ -256,25 +329,50 @@ impl Meter {
 ///
 /// Between two plain sockets the direction that ends last leaves its FIN
 /// to the close: drop both endpoints as soon as this returns.
-pub async fn pump(
+pub fn pump<'a>(
+    a: &'a mut Endpoint,
+    b: &'a mut Endpoint,
+    idle: Option<Duration>,
+    stop: &'a CancellationToken,
+    pipes: &'a PipePool,
+    faults: Option<Box<fault::ConnFaults>>,
+) -> impl std::future::Future<Output = Pumped> + Send + 'a {
+    // Not an async fn: its future would hold `pump_with`'s, one more layer
+    // in every relay's task.
+    let extras = faults.map(|f| {
+        Box::new(Extras {
+            faults: Some(f),
+            ..Extras::default()
+        })
+    });
+    pump_with(a, b, idle, stop, pipes, extras)
+}
+
+/// [`pump`] with stages, an end rule and the other [`Extras`].
+pub async fn pump_with(
     a: &mut Endpoint,
     b: &mut Endpoint,
     idle: Option<Duration>,
     stop: &CancellationToken,
     pipes: &PipePool,
-    faults: Option<Box<fault::ConnFaults>>,
+    extras: Option<Box<Extras>>,
 ) -> Pumped {
-    let meter = Meter::new(idle.is_some());
+    let mut meter = Meter::new(idle.is_some());
+    let mut extras = extras;
+    if let Some(x) = extras.as_mut() {
+        meter.idle_from = x.idle_from;
+        meter.on_eof = x.on_eof.take();
+    }
     // Each path boxed on its own: a relay's task holds only the one it uses.
-    let end = match (a.sock(), b.sock(), faults) {
+    let end = match (a.sock(), b.sock(), extras) {
         (Some(sa), Some(sb), None) => {
             Box::pin(pump_splice(sa, sb, &meter, idle, stop, pipes)).await
         }
-        (_, _, faults) => Box::pin(pump_copy(a, b, &meter, idle, stop, faults)).await,
+        (_, _, extras) => Box::pin(pump_copy(a, b, &meter, idle, stop, extras)).await,
     };
     match end {
         End::Done => {}
-        End::Fault(fault::Limit::Close, ..) => {
+        End::Fault(fault::Limit::Close, ..) | End::Quit(_) => {
             let _ = a.shutdown().await;
             let _ = b.shutdown().await;
         }
@@ -384,44 +482,65 @@ async fn watched_either(a: &Watch, b: &Watch) -> (Side, io::Error) {
     }
 }
 
-/// Both directions through userspace buffers (TLS, a child process).
+/// Both directions through userspace buffers (TLS, a child process,
+/// stdio), with the [`Extras`]' stages and faults.
 async fn pump_copy(
     a: &mut Endpoint,
     b: &mut Endpoint,
     meter: &Meter,
     idle: Option<Duration>,
     stop: &CancellationToken,
-    faults: Option<Box<fault::ConnFaults>>,
+    extras: Option<Box<Extras>>,
 ) -> End {
     // A side whose peer resets is noticed even while both copies wait on
     // the other side (a child that does not read, say).
     let wa = Watch::new(a.raw_socket());
     let wb = Watch::new(b.raw_socket());
     let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
+    let mut x = extras.map(|x| *x).unwrap_or_default();
+    // Stdin that is a file or a pipe goes to a plain socket without a copy.
+    let zero_copy = match (&mut *a, b.sock(), &x.up, &x.faults) {
+        (Endpoint::Threaded(t), Some(_), None, None) => t.take_zero_copy(),
+        _ => None,
+    };
+    let b_fd = b.raw_socket();
     let (ar, aw) = tokio::io::split(&mut *a);
     let (br, bw) = tokio::io::split(&mut *b);
-    let (mut up, mut down) = match faults {
+    let (mut up, mut down) = match x.faults.take() {
         Some(f) => {
             let f = *f;
             (Some(f.up), Some(f.down))
         }
         None => (None, None),
     };
-    let dirs = (
-        Dir {
-            to_child: b_child,
-            faults: up.as_mut().map(|(f, r)| (&*f, r)),
-        },
-        Dir {
-            to_child: a_child,
-            faults: down.as_mut().map(|(f, r)| (&*f, r)),
-        },
-    );
+    let buf = x.buf.unwrap_or(COPY_BUF);
+    let up_dir = Dir {
+        to_child: b_child,
+        faults: up.as_mut().map(|(f, r)| (&*f, r)),
+        stage: x.up.as_deref_mut(),
+        buf,
+    };
+    let down_dir = Dir {
+        to_child: a_child,
+        faults: down.as_mut().map(|(f, r)| (&*f, r)),
+        stage: x.down.as_deref_mut(),
+        buf,
+    };
+    let a_to_b: Pin<Box<dyn std::future::Future<Output = Copied> + Send + '_>> =
+        match (zero_copy, b_fd) {
+            (Some(fd), Some(sock)) => Box::pin(zero_copy_up(fd, sock, meter)),
+            _ => Box::pin(copy(ar, bw, Side::A, meter, up_dir)),
+        };
+    let b_to_a = copy(br, aw, Side::B, meter, down_dir);
     tokio::select! {
-        r = copy_both(ar, aw, br, bw, meter, dirs) => match r {
+        r = both(a_to_b, b_to_a, x.ends_with) => match r {
             Ok(()) => End::Done,
-            Err((side, e)) => match e.get_ref().and_then(|i| i.downcast_ref::<FaultEnd>()) {
-                Some(FaultEnd(limit, n)) => End::Fault(*limit, side, *n),
+            Err((side, e)) => match e.get_ref() {
+                Some(i) if i.is::<QuitWord>() => End::Quit(side),
+                Some(i) => match i.downcast_ref::<FaultEnd>() {
+                    Some(FaultEnd(limit, n)) => End::Fault(*limit, side, *n),
+                    None => End::Failed(side, e),
+                },
                 None => End::Failed(side, e),
             },
         },
@@ -431,32 +550,95 @@ async fn pump_copy(
     }
 }
 
+/// What one direction's copy comes to.
+type Copied = Result<(), (Side, io::Error)>;
+
 /// What one direction of a userspace copy writes to, and suffers.
 struct Dir<'f> {
     /// Its destination is a child's stdin.
     to_child: bool,
     faults: Option<(&'f fault::DirFaults, &'f mut fault::Rand)>,
+    stage: Option<&'f mut (dyn Stage + 'static)>,
+    buf: usize,
 }
 
-async fn copy_both<AR, AW, BR, BW>(
-    ar: AR,
-    aw: AW,
-    br: BR,
-    bw: BW,
-    meter: &Meter,
-    (up, down): (Dir<'_>, Dir<'_>),
-) -> Result<(), (Side, io::Error)>
+/// Both directions until both have ended (or `ends_with`'s has), or one
+/// fails.
+async fn both<U, D>(up: U, down: D, ends_with: Option<Side>) -> Copied
 where
-    AR: AsyncRead + Unpin,
-    AW: AsyncWrite + Unpin,
-    BR: AsyncRead + Unpin,
-    BW: AsyncWrite + Unpin,
+    U: std::future::Future<Output = Copied>,
+    D: std::future::Future<Output = Copied>,
 {
-    tokio::try_join!(
-        copy(ar, bw, Side::A, meter, up),
-        copy(br, aw, Side::B, meter, down)
-    )
-    .map(|_| ())
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            r = &mut up, if !up_done => {
+                r?;
+                up_done = true;
+                if ends_with == Some(Side::A) {
+                    break;
+                }
+            }
+            r = &mut down, if !down_done => {
+                r?;
+                down_done = true;
+                if ends_with == Some(Side::B) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stdin to a plain socket with `sendfile`/`splice`, on a thread (see
+/// [`threaded::send_fd`]); the socket is half-closed at the end.
+async fn zero_copy_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Meter) -> Copied {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    /// When the pump is done with the thread (or it is done): the bytes
+    /// it moved are counted, and it is told to stop.
+    struct Done<'m> {
+        meter: &'m Meter,
+        moved: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    }
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            let n = self.moved.load(Ordering::Relaxed);
+            self.meter.moved(Side::A, usize::try_from(n).unwrap_or(usize::MAX));
+        }
+    }
+    let done = Done {
+        meter,
+        moved: Arc::new(AtomicU64::new(0)),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (m, st) = (done.moved.clone(), done.stop.clone());
+    let spawned = std::thread::Builder::new()
+        .name("sockit-sendfile".into())
+        .spawn(move || {
+            let _ = tx.send(threaded::send_fd(fd, sock, &m, &st));
+        });
+    if let Err(e) = spawned {
+        return Err((Side::A, io::Error::other(threaded::InputFailed(e))));
+    }
+    let r = rx.await;
+    drop(done);
+    match r {
+        Ok(Ok(())) => {
+            meter.eof(Side::A);
+            Ok(())
+        }
+        Ok(Err(e)) if e.get_ref().is_some_and(|i| i.is::<threaded::InputFailed>()) => {
+            Err((Side::A, e))
+        }
+        Ok(Err(e)) => Err((Side::B, e)),
+        Err(_) => Err((Side::A, io::Error::other("the sending thread stopped"))),
+    }
 }
 
 /// The side a splice fault belongs to, for a direction reading `from`.
@@ -529,7 +711,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let to = if from == Side::A { Side::B } else { Side::A };
-    let mut buf = vec![0u8; COPY_BUF];
+    let mut buf = vec![0u8; dir.buf];
+    let mut stage = dir.stage;
+    let mut staged = bytes::BytesMut::new();
     // Without faults: no limits, no waits, one piece per chunk.
     let mut unused = fault::Rand::new(0);
     let (f, rng) = match dir.faults {
@@ -557,24 +741,31 @@ where
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
             Err(e) => return Err((from, e)),
         };
-        if n == 0 {
-            meter.eof(from);
-            if let Some(d) = f.slow_close {
-                tokio::time::sleep(d).await;
+        let mut flow = Flow::More;
+        let data: &[u8] = match stage.as_deref_mut() {
+            Some(st) => {
+                staged.clear();
+                flow = st.feed(&buf[..n], n == 0, &mut staged).map_err(|e| (from, e))?;
+                if flow == Flow::Pass {
+                    &buf[..n]
+                } else {
+                    &staged
+                }
             }
-            let _ = w.shutdown().await;
-            return Ok(());
-        }
-        if let Some((d, j)) = f.delay {
+            None => &buf[..n],
+        };
+        let at_end = n == 0;
+        if let (Some((d, j)), false) = (f.delay, data.is_empty()) {
             tokio::time::sleep(rng.jittered(d, j)).await;
         }
+        let n = data.len();
         let mut off = 0;
         while off < n {
             let piece = match f.slice {
                 Some((lo, hi)) => rng.size(lo, hi).min(n - off),
                 None => n - off,
             };
-            match w.write_all(&buf[off..off + piece]).await {
+            match w.write_all(&data[off..off + piece]).await {
                 Ok(()) => {}
                 // A child that closed its stdin: nothing more can go to it.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe && dir.to_child => {
@@ -601,6 +792,17 @@ where
                     tokio::time::sleep(d).await;
                 }
             }
+        }
+        if flow == Flow::Quit {
+            return Err((from, io::Error::other(QuitWord)));
+        }
+        if at_end {
+            meter.eof(from);
+            if let Some(d) = f.slow_close {
+                tokio::time::sleep(d).await;
+            }
+            let _ = w.shutdown().await;
+            return Ok(());
         }
     }
 }

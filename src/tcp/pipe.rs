@@ -1,34 +1,48 @@
-//! One TCP session joined to an input and an output, full duplex: what
-//! `tcp connect` and the single-peer `tcp listen` run.
+//! One session joined to an input and an output, full duplex: what
+//! `tcp connect`, the single-peer `tcp listen` and `unix connect`/`listen`
+//! run.
 //!
-//! Each direction runs on its own thread with blocking I/O, so both flow at
-//! once (the seeds can only alternate) and a stalled direction holds no more
-//! than one buffer. Without text options bytes pass through untouched, with
-//! zero-copy `sendfile`/`splice` when stdin is a file or a pipe.
+//! The bytes move through [`crate::relay::pump_with`], the same pump as
+//! `forward`'s: the input and output are a threaded endpoint (stdin and
+//! stdout may be terminals or files, which cannot be polled), the
+//! connection is a socket or a blocking TLS session. What is particular to
+//! a session lives here, as stages and end rules the pump applies:
+//! - text options and framing are [`Stage`]s, one per direction;
+//! - the first bytes received are checked for TLS on a plain connection;
+//! - a person at a terminal leaves when the peer does; scripted input is
+//!   delivered in full, then the kernel's send queue is watched until the
+//!   peer has acknowledged every byte;
+//! - the pump's ending becomes an [`Outcome`] or a [`PipeError`], which the
+//!   binary maps to an exit code.
+//!
+//! Without text options bytes pass through untouched, with zero-copy
+//! `sendfile`/`splice` when stdin is a file or a pipe.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::mem::ManuallyDrop;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::CancellationToken;
 
 use crate::frame::{FrameCodec, FrameError};
 use crate::net::describe;
+use crate::relay::threaded::{InputFailed, OutputFailed, Sink, Source, Threaded};
+use crate::relay::{self, End, Endpoint, Flow, Stage};
 use crate::text::{next_line, TextOptions, MAX_LINE};
 
-/// Size of the copy buffer for each direction. Large enough that syscall
-/// overhead vanishes at loopback speeds, small enough for a flat RSS.
+pub use crate::relay::threaded::HalfWrite;
+
+/// The copy buffer for each direction. Large enough that syscall overhead
+/// vanishes at loopback speeds, small enough for a flat RSS.
 const COPY_BUF: usize = 256 * 1024;
 
-/// Largest chunk one `sendfile`/`splice` call is asked to move.
-const ZERO_COPY_CHUNK: usize = 1 << 20;
+/// How long an ended session waits for its output to take what is queued.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
 /// Where the bytes to send come from.
 pub enum Input {
@@ -124,22 +138,6 @@ pub enum PipeError {
     Frame(#[from] FrameError),
 }
 
-/// Something that can stop sending: a socket's write side, or a TLS
-/// stream's (close_notify, then FIN).
-pub trait HalfWrite: Write {
-    /// Ends the write direction; the peer sees end of stream.
-    ///
-    /// # Errors
-    /// The socket's error.
-    fn close_write(&mut self) -> io::Result<()>;
-}
-
-impl HalfWrite for TcpStream {
-    fn close_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-}
-
 /// A connected stream socket a session can run over: TCP or Unix.
 pub enum Sock {
     /// TCP.
@@ -164,13 +162,6 @@ impl Sock {
         match self {
             Sock::Tcp(s) => s.shutdown(how),
             Sock::Unix(s) => s.shutdown(how),
-        }
-    }
-
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        match self {
-            Sock::Tcp(s) => s.set_read_timeout(d),
-            Sock::Unix(s) => s.set_read_timeout(d),
         }
     }
 
@@ -230,15 +221,9 @@ impl Write for Sock {
     }
 }
 
-impl HalfWrite for Sock {
-    fn close_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-}
-
 /// The connection a session runs over.
 pub enum Link {
-    /// A plain socket: zero-copy paths and socket timeouts apply.
+    /// A plain socket: the zero-copy path applies.
     Plain(Sock),
     /// Separate reading and writing halves (TLS), and the socket under them.
     Split {
@@ -267,14 +252,6 @@ pub enum Side {
     ServerRelay,
 }
 
-/// Result of one direction's thread.
-enum Event {
-    /// The sending direction ended: `Ok(true)` if by a quit word, `Ok(false)` at input EOF.
-    Sent(Result<bool, PipeError>),
-    /// The receiving direction ended.
-    Received(Result<Outcome, PipeError>),
-}
-
 /// Runs the session until it ends. On input EOF the write side is shut
 /// down (half-close) and receiving goes on until the peer closes.
 ///
@@ -287,167 +264,214 @@ pub fn run(
     opts: &PipeOptions,
 ) -> Result<Outcome, PipeError> {
     let plain = matches!(link, Link::Plain(_));
-    let (stream, reader, writer): (Sock, Box<dyn Read + Send>, Box<dyn HalfWrite + Send>) =
-        match link {
-            Link::Plain(stream) => {
-                let peer = opts.peer.clone().unwrap_or_else(|| stream.peer_name());
-                if let Some(t) = opts.idle_timeout {
-                    let _ = stream.set_read_timeout(Some(t));
-                }
-                let clone = |s: &Sock| {
-                    s.try_clone().map_err(|e| PipeError::Socket {
-                        peer: peer.to_string(),
-                        reason: describe(&e),
-                    })
-                };
-                let r = clone(&stream)?;
-                let w = clone(&stream)?;
-                (stream, Box::new(r), Box::new(w))
-            }
-            Link::Split {
-                reader,
-                writer,
-                tcp,
-            } => (Sock::Tcp(tcp), reader, writer),
-        };
-    let peer = opts.peer.clone().unwrap_or_else(|| stream.peer_name());
-    // The zero-copy paths need the bare socket.
-    let zero_copy = if plain { stream.try_clone().ok() } else { None };
+    let (remote, sock): (Remote, Sock) = match link {
+        Link::Plain(s) => {
+            let keep = s.try_clone().map_err(|e| PipeError::Socket {
+                peer: opts.peer.clone().unwrap_or_else(|| s.peer_name()),
+                reason: describe(&e),
+            })?;
+            (Remote::Plain(s), keep)
+        }
+        Link::Split {
+            reader,
+            writer,
+            tcp,
+        } => (
+            Remote::Split(Threaded::remote(reader, writer)),
+            Sock::Tcp(tcp),
+        ),
+    };
+    let peer = opts.peer.clone().unwrap_or_else(|| sock.peer_name());
+    let socket_err = |e: io::Error| PipeError::Socket {
+        peer: peer.clone(),
+        reason: describe(&e),
+    };
+    let local = Threaded::local(
+        match input {
+            Input::Stdin => Source::Stdin,
+            Input::Reader(r) => Source::Reader(r),
+        },
+        match output {
+            Output::Stdout => Sink::Stdout,
+            Output::Writer(w) => Sink::Writer(w),
+        },
+    );
     // Whether a person is typing the input: then the session ends as soon
     // as the peer closes. Scripted input (a file, a pipe, a reader) is
     // delivered in full even after the peer half-closes.
-    // SAFETY: isatty only inspects fd 0.
-    let interactive = matches!(input, Input::Stdin) && unsafe { libc::isatty(0) } == 1;
-    let (tx, rx) = mpsc::channel::<Event>();
-    let tx2 = tx.clone();
-    let send_opts = opts.clone();
-    let mut writer = writer;
-    let sent_total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sent_counter = sent_total.clone();
-    let send_peer = peer.clone();
-    std::thread::Builder::new()
-        .name("sockit-send".into())
-        .spawn(move || {
-            let peer = send_peer.as_str();
-            let res = send_side(
-                input,
-                &mut *writer,
-                zero_copy.as_ref(),
-                &send_opts,
-                peer,
-                &sent_counter,
-            );
-            let sent = sent_counter.load(std::sync::atomic::Ordering::Relaxed);
-            let res = match res {
-                // A reset or broken pipe while sending: the peer stopped
-                // reading, and what is left was never delivered.
-                Err(PipeError::Reset { .. }) => Err(PipeError::Undelivered {
-                    peer: peer.to_string(),
-                    sent,
-                    reason: "connection reset".into(),
-                }),
-                // Input over: half-close, so the peer sees the end.
-                Ok(false) => {
-                    let _ = writer.close_write();
-                    tracing::info!("input ended; half-closed the connection to {peer}");
-                    Ok(false)
+    let interactive = local.interactive();
+    let line_mode = opts.text.line_mode() || opts.frame.is_some();
+    let extras = relay::Extras {
+        up: line_mode.then(|| Box::new(SendText::new(opts)) as Box<dyn Stage>),
+        down: (line_mode || opts.plain_check.is_some())
+            .then(|| Box::new(RecvText::new(opts, &peer, line_mode)) as Box<dyn Stage>),
+        ends_with: interactive.then_some(relay::Side::B),
+        // The idle timeout is about the peer: our own typing does not count.
+        idle_from: Some(relay::Side::B),
+        buf: Some(COPY_BUF),
+        on_eof: Some(Box::new({
+            let peer = peer.clone();
+            move |side, first| match side {
+                relay::Side::A => {
+                    tracing::info!("input ended; half-closed the connection to {peer}")
                 }
-                r => r,
-            };
-            let _ = tx.send(Event::Sent(res));
-        })
-        .map_err(|e| PipeError::Socket {
-            peer: peer.to_string(),
-            reason: describe(&e),
-        })?;
-    let recv_opts = opts.clone();
-    let mut reader = reader;
-    let recv_peer = peer.clone();
-    std::thread::Builder::new()
-        .name("sockit-recv".into())
-        .spawn(move || {
-            let res = recv_side(&mut *reader, output, &recv_opts, &recv_peer);
-            let _ = tx2.send(Event::Received(res));
-        })
-        .map_err(|e| PipeError::Socket {
-            peer: peer.to_string(),
-            reason: describe(&e),
-        })?;
-
-    let mut sent_done = false;
-    let mut peer_closed = false;
-    let result = loop {
-        match rx.recv() {
-            Ok(Event::Sent(Ok(false))) => {
-                sent_done = true;
-                if peer_closed {
-                    break Ok(Outcome::PeerClosed);
+                relay::Side::B if first && !interactive => {
+                    tracing::info!("{peer} half-closed; still sending")
                 }
+                relay::Side::B => {}
             }
-            Ok(Event::Sent(Ok(true))) => {
-                tracing::info!("quit word sent; closing the connection to {peer}");
-                break Ok(Outcome::QuitSent);
-            }
-            // The peer went away while we were still sending, after it had
-            // closed its side: it stopped reading, and the rest is lost.
-            Ok(Event::Sent(Err(e @ PipeError::Undelivered { .. }))) if peer_closed => break Err(e),
-            // A reset while sending may follow a TLS server's alert that the
-            // receiving side is about to read: its diagnosis says more.
-            Ok(Event::Sent(Err(e @ PipeError::Undelivered { .. }))) => {
-                match rx.recv_timeout(std::time::Duration::from_millis(500)) {
-                    Ok(Event::Received(Err(m @ PipeError::Mismatch(_)))) => break Err(m),
-                    _ => break Err(e),
-                }
-            }
-            Ok(Event::Sent(Err(e))) => break Err(e),
-            // A reset before our input was all sent: the rest is lost.
-            Ok(Event::Received(Err(PipeError::Reset { .. }))) if !sent_done && !interactive => {
-                break Err(PipeError::Undelivered {
-                    peer: peer.to_string(),
-                    sent: sent_total.load(std::sync::atomic::Ordering::Relaxed),
-                    reason: "connection reset".into(),
-                })
-            }
-            Ok(Event::Received(Ok(Outcome::PeerClosed))) if !sent_done && !interactive => {
-                tracing::info!("{peer} half-closed; still sending");
-                peer_closed = true;
-            }
-            Ok(Event::Received(r)) => break r,
-            Err(_) => break Ok(Outcome::PeerClosed),
-        }
+        })),
+        ..relay::Extras::default()
     };
-    let sent = sent_total.load(std::sync::atomic::Ordering::Relaxed);
-    tracing::debug!("session with {peer} ended: {result:?}, {sent} bytes sent");
-    let result = match result {
-        // Both sides ended in order: make sure the peer took every byte
-        // (acknowledged, and no reset that says it closed without reading).
-        Ok(Outcome::PeerClosed) if sent_done && sent > 0 => match confirm_delivery(&stream) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(socket_err)?;
+    let pumped = rt.block_on(async {
+        let mut b = match remote {
+            Remote::Plain(Sock::Tcp(s)) => {
+                s.set_nonblocking(true)?;
+                Endpoint::Tcp(tokio::net::TcpStream::from_std(s)?)
+            }
+            Remote::Plain(Sock::Unix(s)) => {
+                s.set_nonblocking(true)?;
+                Endpoint::Unix(tokio::net::UnixStream::from_std(s)?)
+            }
+            Remote::Split(t) => Endpoint::Threaded(Box::new(t)),
+        };
+        let mut a = Endpoint::Threaded(Box::new(local));
+        let (stop, pipes) = (CancellationToken::new(), relay::PipePool::new());
+        let p = relay::pump_with(
+            &mut a,
+            &mut b,
+            opts.idle_timeout,
+            &stop,
+            &pipes,
+            Some(Box::new(extras)),
+        )
+        .await;
+        // What the peer sent before the end goes out before the end is told.
+        if let Endpoint::Threaded(t) = &mut a {
+            let _ = tokio::time::timeout(DRAIN_WAIT, t.drain()).await;
+        }
+        Ok::<_, io::Error>(p)
+    });
+    drop(rt);
+    let p = pumped.map_err(socket_err)?;
+    let sent = p.a_to_b;
+    // Whether all our input went out: it ended first, or the pump waited
+    // for both directions.
+    let sent_done = p.first_eof == Some(relay::Side::A) || !interactive;
+    tracing::debug!("session with {peer} ended: {:?}, {sent} bytes sent", p.end);
+    let result = match p.end {
+        End::Done if sent_done && sent > 0 => match confirm_delivery(&sock) {
             Ok(()) => Ok(Outcome::PeerClosed),
             Err(reason) => Err(PipeError::Undelivered {
-                peer: peer.to_string(),
+                peer: peer.clone(),
                 sent,
                 reason,
             }),
         },
-        r => r,
+        End::Done | End::Stopped => Ok(Outcome::PeerClosed),
+        End::Quit(relay::Side::A) => {
+            tracing::info!("quit word sent; closing the connection to {peer}");
+            Ok(Outcome::QuitSent)
+        }
+        End::Quit(relay::Side::B) => {
+            tracing::info!("{peer} sent a quit word; closing");
+            Ok(Outcome::QuitReceived)
+        }
+        End::Idle => Err(PipeError::Idle {
+            peer: peer.clone(),
+            secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        }),
+        End::Fault(..) => Err(PipeError::Socket {
+            peer: peer.clone(),
+            reason: "a fault ended it".into(),
+        }),
+        End::Failed(_, e) => {
+            let input_ended = p.first_eof == Some(relay::Side::A);
+            failed(e, &peer, sent, opts, plain, input_ended || interactive)
+        }
     };
-    match &result {
-        Ok(Outcome::PeerClosed) => {
-            tracing::info!("{peer} closed the connection; sent {sent} bytes")
-        }
-        Ok(Outcome::QuitReceived) => tracing::info!("{peer} sent a quit word; closing"),
-        _ => {}
+    if let Ok(Outcome::PeerClosed) = &result {
+        tracing::info!("{peer} closed the connection; sent {sent} bytes");
     }
-    match &result {
-        // We stopped reading or failed: tell the peer with a reset, so a
-        // sender there knows its bytes were not all taken.
-        Err(PipeError::Output(_) | PipeError::Frame(_) | PipeError::Idle { .. })
-        | Ok(Outcome::OutputClosed) => crate::net::arm_reset(&stream),
-        _ => {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+    if matches!(
+        result,
+        Ok(Outcome::PeerClosed | Outcome::QuitSent | Outcome::QuitReceived)
+    ) {
+        let _ = sock.shutdown(Shutdown::Both);
     }
+    // The pump armed a reset for every other ending; it goes out as the
+    // last descriptor closes.
     result
+}
+
+/// The connection under a session, before the pump takes it.
+enum Remote {
+    Plain(Sock),
+    Split(Threaded),
+}
+
+/// A failed session in words. `reset_is_plain`: a reset now means only that
+/// (our input was all sent, or a person was typing); otherwise the peer
+/// stopped reading before our input was all delivered.
+fn failed(
+    e: io::Error,
+    peer: &str,
+    sent: u64,
+    opts: &PipeOptions,
+    plain: bool,
+    reset_is_plain: bool,
+) -> Result<Outcome, PipeError> {
+    let inner = e
+        .get_ref()
+        .map(|i| i.is::<PipeError>() || i.is::<InputFailed>() || i.is::<OutputFailed>());
+    if inner == Some(true) {
+        let Some(inner) = e.into_inner() else {
+            return Err(PipeError::Output("lost".into()));
+        };
+        let inner = match inner.downcast::<PipeError>() {
+            Ok(p) => return Err(*p),
+            Err(i) => i,
+        };
+        let inner = match inner.downcast::<InputFailed>() {
+            Ok(i) => return Err(PipeError::Input(describe(&i.0))),
+            Err(i) => i,
+        };
+        return match inner.downcast::<OutputFailed>() {
+            // Our reader closed our output: a quiet end.
+            Ok(o) if o.0.kind() == io::ErrorKind::BrokenPipe => Ok(Outcome::OutputClosed),
+            Ok(o) => Err(PipeError::Output(describe(&o.0))),
+            Err(i) => Err(PipeError::Output(i.to_string())),
+        };
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe if !reset_is_plain => {
+            Err(PipeError::Undelivered {
+                peer: peer.to_string(),
+                sent,
+                reason: "connection reset".into(),
+            })
+        }
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Err(PipeError::Reset {
+            peer: peer.to_string(),
+        }),
+        // A TLS session's read timeout is the idle timeout.
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            if !plain && opts.idle_timeout.is_some() =>
+        {
+            Err(PipeError::Idle {
+                peer: peer.to_string(),
+                secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            })
+        }
+        _ => Err(PipeError::Socket {
+            peer: peer.to_string(),
+            reason: describe(&e),
+        }),
+    }
 }
 
 /// How long an ended session waits for the peer to acknowledge the last bytes.
@@ -484,341 +508,123 @@ fn confirm_delivery(stream: &Sock) -> Result<(), String> {
     }
 }
 
-/// Maps a socket error to a session error.
-fn sock_err(peer: &str, e: &io::Error) -> PipeError {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => PipeError::Reset {
-            peer: peer.to_string(),
-        },
-        _ => PipeError::Socket {
-            peer: peer.to_string(),
-            reason: describe(e),
-        },
+/// A stage's error, for the pump to carry.
+fn stage_err(e: impl Into<PipeError>) -> io::Error {
+    io::Error::other(e.into())
+}
+
+/// The sending direction's stage: lines with their quit words, line
+/// endings and encoding, or frames.
+struct SendText {
+    text: TextOptions,
+    codec: Option<FrameCodec>,
+    /// One byte over the frame limit, so a line that does not fit shows up
+    /// as a piece longer than the limit.
+    max_line: usize,
+    pending: BytesMut,
+}
+
+impl SendText {
+    fn new(opts: &PipeOptions) -> SendText {
+        SendText {
+            text: opts.text.clone(),
+            codec: opts.frame.map(FrameCodec::new),
+            max_line: opts.frame.map(|m| m.saturating_add(1)).unwrap_or(MAX_LINE),
+            pending: BytesMut::new(),
+        }
     }
 }
 
-/// The file behind fd 0 or 1, not closed on drop.
-fn borrowed_fd(fd: RawFd) -> ManuallyDrop<File> {
-    // SAFETY: fd 0 and 1 stay open for the life of the process; the
-    // ManuallyDrop keeps us from closing them.
-    ManuallyDrop::new(unsafe { File::from_raw_fd(fd) })
-}
-
-/// What kind of file a descriptor is.
-#[derive(PartialEq, Eq)]
-enum FdKind {
-    Regular,
-    Pipe,
-    Other,
-}
-
-/// Classifies a file descriptor with `fstat`.
-fn fd_kind(fd: RawFd) -> FdKind {
-    // SAFETY: fstat writes into the zeroed struct we own.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return FdKind::Other;
-    }
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => FdKind::Regular,
-        libc::S_IFIFO => FdKind::Pipe,
-        _ => FdKind::Other,
-    }
-}
-
-/// Sends the input to the socket. Returns `true` when a quit word ended it.
-fn send_side(
-    input: Input,
-    sock: &mut dyn Write,
-    zero_copy: Option<&Sock>,
-    opts: &PipeOptions,
-    peer: &str,
-    sent: &std::sync::atomic::AtomicU64,
-) -> Result<bool, PipeError> {
-    let line_mode = opts.text.line_mode() || opts.frame.is_some();
-    match input {
-        Input::Stdin => {
-            if let (false, Some(zc)) = (line_mode, zero_copy) {
-                match zero_copy_send(0, zc, peer, sent)? {
-                    ZeroCopy::Done => return Ok(false),
-                    ZeroCopy::Unsupported => {}
+impl Stage for SendText {
+    fn feed(&mut self, data: &[u8], eof: bool, out: &mut BytesMut) -> io::Result<Flow> {
+        self.pending.extend_from_slice(data);
+        while let Some(line) = next_line(&mut self.pending, self.max_line, eof) {
+            let quit = line.ended && self.text.is_quit(&line.data);
+            if let Some(codec) = self.codec.as_mut() {
+                if line.data.len() >= self.max_line {
+                    return Err(stage_err(FrameError::LineTooLong {
+                        max: self.max_line - 1,
+                    }));
                 }
-            }
-            send_from(
-                &mut crate::console::Stdin,
-                sock,
-                opts,
-                peer,
-                line_mode,
-                sent,
-            )
-        }
-        Input::Reader(mut r) => send_from(&mut r, sock, opts, peer, line_mode, sent),
-    }
-}
-
-/// Whether the zero-copy path moved the whole input.
-enum ZeroCopy {
-    Done,
-    Unsupported,
-}
-
-/// `sendfile` from a regular file or `splice` from a pipe into the socket.
-fn zero_copy_send(
-    fd: RawFd,
-    sock: &Sock,
-    peer: &str,
-    sent: &std::sync::atomic::AtomicU64,
-) -> Result<ZeroCopy, PipeError> {
-    let kind = fd_kind(fd);
-    if kind == FdKind::Other {
-        return Ok(ZeroCopy::Unsupported);
-    }
-    let sfd = sock.as_raw_fd();
-    let mut moved_any = false;
-    loop {
-        // SAFETY: plain syscalls on descriptors we hold; null offsets use
-        // and advance the file position.
-        let n = unsafe {
-            if kind == FdKind::Regular {
-                libc::sendfile(sfd, fd, std::ptr::null_mut(), ZERO_COPY_CHUNK)
-            } else {
-                libc::splice(
-                    fd,
-                    std::ptr::null_mut(),
-                    sfd,
-                    std::ptr::null_mut(),
-                    ZERO_COPY_CHUNK,
-                    libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
-                )
-            }
-        };
-        if n > 0 {
-            moved_any = true;
-            sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            continue;
-        }
-        if n == 0 {
-            return Ok(ZeroCopy::Done);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) | Some(libc::EAGAIN) => continue,
-            Some(libc::EINVAL) | Some(libc::ENOSYS) if !moved_any => {
-                return Ok(ZeroCopy::Unsupported)
-            }
-            _ if e.kind() == io::ErrorKind::BrokenPipe
-                || e.kind() == io::ErrorKind::ConnectionReset =>
-            {
-                return Err(sock_err(peer, &e))
-            }
-            _ => return Err(PipeError::Input(describe(&e))),
-        }
-    }
-}
-
-/// Reads the input with `read` and sends it, raw or line by line.
-fn send_from(
-    input: &mut dyn Read,
-    sock_w: &mut dyn Write,
-    opts: &PipeOptions,
-    peer: &str,
-    line_mode: bool,
-    sent: &std::sync::atomic::AtomicU64,
-) -> Result<bool, PipeError> {
-    let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
-    let mut pending = BytesMut::new();
-    let mut out = BytesMut::new();
-    let mut codec = opts.frame.map(FrameCodec::new);
-    // One byte over the frame limit, so a line that does not fit shows up
-    // as a piece longer than the limit.
-    let max_line = opts.frame.map(|m| m.saturating_add(1)).unwrap_or(MAX_LINE);
-    loop {
-        let n = match input.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(PipeError::Input(describe(&e))),
-        };
-        let eof = n == 0;
-        if !line_mode {
-            if eof {
-                return Ok(false);
-            }
-            sock_w
-                .write_all(&chunk[..n])
-                .and_then(|()| sock_w.flush())
-                .map_err(|e| sock_err(peer, &e))?;
-            sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            continue;
-        }
-        pending.extend_from_slice(&chunk[..n]);
-        let mut quit = false;
-        while let Some(line) = next_line(&mut pending, max_line, eof) {
-            if line.ended && opts.text.is_quit(&line.data) {
-                quit = true;
-            }
-            if let Some(codec) = codec.as_mut() {
-                if line.data.len() >= max_line {
-                    return Err(FrameError::LineTooLong { max: max_line - 1 }.into());
-                }
-                codec.encode(&opts.text.outgoing_piece(&line.data)[..], &mut out)?;
+                codec
+                    .encode(&self.text.outgoing_piece(&line.data)[..], out)
+                    .map_err(stage_err)?;
             } else if line.ended {
-                opts.text.write_line(&line.data, &mut out);
+                self.text.write_line(&line.data, out);
             } else {
-                out.extend_from_slice(&opts.text.outgoing_piece(&line.data));
+                out.extend_from_slice(&self.text.outgoing_piece(&line.data));
             }
             if quit {
-                break;
+                return Ok(Flow::Quit);
             }
         }
-        if !out.is_empty() {
-            sock_w
-                .write_all(&out)
-                .and_then(|()| sock_w.flush())
-                .map_err(|e| sock_err(peer, &e))?;
-            sent.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            out.clear();
-        }
-        if quit {
-            return Ok(true);
-        }
-        if eof {
-            return Ok(false);
+        Ok(Flow::More)
+    }
+}
+
+/// The receiving direction's stage: the TLS check on the first bytes, then
+/// lines or frames decoded for the screen, with their quit words.
+struct RecvText {
+    text: TextOptions,
+    codec: Option<FrameCodec>,
+    line_mode: bool,
+    first: Option<Side>,
+    peer: String,
+    pending: BytesMut,
+}
+
+impl RecvText {
+    fn new(opts: &PipeOptions, peer: &str, line_mode: bool) -> RecvText {
+        RecvText {
+            text: opts.text.clone(),
+            codec: opts.frame.map(FrameCodec::new),
+            line_mode,
+            first: opts.plain_check,
+            peer: peer.to_string(),
+            pending: BytesMut::new(),
         }
     }
 }
 
-/// Receives from the socket into the output until the peer closes.
-fn recv_side(
-    sock: &mut dyn Read,
-    output: Output,
-    opts: &PipeOptions,
-    peer: &str,
-) -> Result<Outcome, PipeError> {
-    match output {
-        Output::Stdout => {
-            let mut stdout = borrowed_fd(1);
-            let r = recv_into(sock, &mut *stdout, opts, peer);
-            if matches!(r, Ok(Outcome::PeerClosed)) {
-                // Pass the end of the stream on, so a pipeline reading our
-                // output ends too (the fifo relay in the README).
-                close_stdout();
-            }
-            r
+impl Stage for RecvText {
+    fn feed(&mut self, data: &[u8], eof: bool, out: &mut BytesMut) -> io::Result<Flow> {
+        if let Some(side) = self.first.take() {
+            check_plain(side, data, &self.peer).map_err(stage_err)?;
         }
-        Output::Writer(mut w) => {
-            let r = recv_into(sock, &mut w, opts, peer);
-            let _ = w.flush();
-            r
+        if !self.line_mode {
+            return Ok(Flow::Pass);
         }
-    }
-}
-
-/// Closes fd 1 by pointing it at /dev/null, so whoever reads our stdout sees
-/// its end while fd 1 stays a valid descriptor.
-fn close_stdout() {
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        // SAFETY: dup2 onto fd 1, which we own for the life of the process.
-        unsafe { libc::dup2(null.as_raw_fd(), 1) };
-    }
-}
-
-/// Writes to the output; a closed output ends the session quietly.
-fn put(out: &mut dyn Write, data: &[u8]) -> Result<bool, PipeError> {
-    match out.write_all(data) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(PipeError::Output(describe(&e))),
-    }
-}
-
-/// The receive loop.
-fn recv_into(
-    sock_r: &mut dyn Read,
-    out: &mut dyn Write,
-    opts: &PipeOptions,
-    peer: &str,
-) -> Result<Outcome, PipeError> {
-    let line_mode = opts.text.line_mode() || opts.frame.is_some();
-    let mut first = opts.plain_check;
-    let mut chunk = vec![0u8; if line_mode { 64 * 1024 } else { COPY_BUF }];
-    let mut pending = BytesMut::new();
-    let mut text_out: Vec<u8> = Vec::new();
-    let mut codec = opts.frame.map(FrameCodec::new);
-    loop {
-        let n = match sock_r.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if opts.idle_timeout.is_some()
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-            {
-                return Err(PipeError::Idle {
-                    peer: peer.to_string(),
-                    secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),
-                })
-            }
-            Err(e) => return Err(sock_err(peer, &e)),
-        };
-        let eof = n == 0;
-        if let Some(side) = first.take() {
-            check_plain(side, &chunk[..n], peer)?;
-        }
-        if !line_mode {
-            if eof {
-                return Ok(Outcome::PeerClosed);
-            }
-            if !put(out, &chunk[..n])? {
-                return Ok(Outcome::OutputClosed);
-            }
-            continue;
-        }
-        pending.extend_from_slice(&chunk[..n]);
-        let mut quit = false;
-        if let Some(codec) = codec.as_mut() {
+        self.pending.extend_from_slice(data);
+        if let Some(codec) = self.codec.as_mut() {
             loop {
                 let frame = if eof {
-                    codec.decode_eof(&mut pending)?
+                    codec.decode_eof(&mut self.pending)
                 } else {
-                    codec.decode(&mut pending)?
+                    codec.decode(&mut self.pending)
                 };
-                let Some(frame) = frame else { break };
-                let text = opts.text.incoming(&frame);
-                if opts.text.is_quit(&text) {
-                    quit = true;
+                let Some(frame) = frame.map_err(stage_err)? else {
                     break;
+                };
+                let text = self.text.incoming(&frame);
+                if self.text.is_quit(&text) {
+                    return Ok(Flow::Quit);
                 }
-                text_out.extend_from_slice(&crate::text::escape_line(&text));
-                text_out.push(b'\n');
+                out.extend_from_slice(&crate::text::escape_line(&text));
+                out.extend_from_slice(b"\n");
             }
         } else {
-            while let Some(line) = next_line(&mut pending, MAX_LINE, eof) {
-                let text = opts.text.incoming(&line.data);
-                if line.ended && opts.text.is_quit(&text) {
-                    quit = true;
-                    break;
+            while let Some(line) = next_line(&mut self.pending, MAX_LINE, eof) {
+                let text = self.text.incoming(&line.data);
+                if line.ended && self.text.is_quit(&text) {
+                    return Ok(Flow::Quit);
                 }
-                text_out.extend_from_slice(&text);
+                out.extend_from_slice(&text);
                 if line.ended {
-                    text_out.push(b'\n');
+                    out.extend_from_slice(b"\n");
                 }
             }
         }
-        if !text_out.is_empty() {
-            if !put(out, &text_out)? {
-                return Ok(Outcome::OutputClosed);
-            }
-            text_out.clear();
-        }
-        if quit {
-            return Ok(Outcome::QuitReceived);
-        }
-        if eof {
-            return Ok(Outcome::PeerClosed);
-        }
+        Ok(Flow::More)
     }
 }
 
