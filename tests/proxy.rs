@@ -760,7 +760,7 @@ fn real_clients_curl_nc_and_ncat_use_sockit_proxy() {
     for x in ["5", "connect"] {
         let out = fed(
             Command::new("nc")
-                .args(["-X", x, "-x", &open.to_string(), "-q", "5"])
+                .args(["-X", x, "-x", &open.to_string(), "-N", "-w", "5"])
                 .args([target.ip().to_string(), target.port().to_string()]),
             b"hello\n",
         );

@@ -608,7 +608,8 @@ async fn zero_copy_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &
         fn drop(&mut self) {
             self.stop.store(true, Ordering::Relaxed);
             let n = self.moved.load(Ordering::Relaxed);
-            self.meter.moved(Side::A, usize::try_from(n).unwrap_or(usize::MAX));
+            self.meter
+                .moved(Side::A, usize::try_from(n).unwrap_or(usize::MAX));
         }
     }
     let done = Done {
@@ -745,7 +746,9 @@ where
         let data: &[u8] = match stage.as_deref_mut() {
             Some(st) => {
                 staged.clear();
-                flow = st.feed(&buf[..n], n == 0, &mut staged).map_err(|e| (from, e))?;
+                flow = st
+                    .feed(&buf[..n], n == 0, &mut staged)
+                    .map_err(|e| (from, e))?;
                 if flow == Flow::Pass {
                     &buf[..n]
                 } else {

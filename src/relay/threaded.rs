@@ -191,7 +191,10 @@ impl Threaded {
     }
 
     fn start_writer(&mut self) -> io::Result<()> {
-        let sink = self.sink.take().unwrap_or(Sink::Writer(Box::new(io::sink())));
+        let sink = self
+            .sink
+            .take()
+            .unwrap_or(Sink::Writer(Box::new(io::sink())));
         let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
         let (done_tx, done_rx) = oneshot::channel();
         let failed = self.failed.clone();
@@ -420,7 +423,6 @@ impl AsyncWrite for Threaded {
     }
 }
 
-
 /// What kind of file a descriptor is.
 #[derive(PartialEq, Eq, Clone, Copy)]
 enum FdKind {
@@ -481,7 +483,7 @@ pub(super) fn send_fd(
                     sock,
                     std::ptr::null_mut(),
                     ZERO_COPY_CHUNK,
-                    libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE | libc::SPLICE_F_NONBLOCK,
+                    libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
                 )
             }
         };
@@ -498,7 +500,7 @@ pub(super) fn send_fd(
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EINTR) => {}
-            Some(libc::EAGAIN) => wait_either(fd, kind, sock)?,
+            Some(libc::EAGAIN) => wait_writable(sock)?,
             Some(libc::EINVAL) | Some(libc::ENOSYS) if !any => {
                 return copy_fd(fd, sock, moved, stop);
             }
@@ -546,33 +548,20 @@ fn copy_fd(fd: RawFd, sock: RawFd, moved: &AtomicU64, stop: &AtomicBool) -> io::
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => wait_either(fd, FdKind::Regular, sock)?,
+                Some(libc::EAGAIN) => wait_writable(sock)?,
                 _ => return Err(e),
             }
         }
     }
 }
 
-/// After `EAGAIN`: waits (bounded) for the side that held the move up. A
-/// pipe with bytes in it means the socket is full; an empty pipe waits
-/// for input.
-fn wait_either(fd: RawFd, kind: FdKind, sock: RawFd) -> io::Result<()> {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    let empty_pipe =
-        kind == FdKind::Pipe && unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) } == 0 && queued == 0;
-    let mut p = if empty_pipe {
-        libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }
-    } else {
-        libc::pollfd {
-            fd: sock,
-            events: libc::POLLOUT,
-            revents: 0,
-        }
+/// After `EAGAIN` (the socket is full; a pipe input blocks in `splice`
+/// itself): waits, bounded, for room in the socket.
+fn wait_writable(sock: RawFd) -> io::Result<()> {
+    let mut p = libc::pollfd {
+        fd: sock,
+        events: libc::POLLOUT,
+        revents: 0,
     };
     // SAFETY: one pollfd we own.
     let rc = unsafe { libc::poll(&mut p, 1, ZERO_COPY_POLL_MS) };

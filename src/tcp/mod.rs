@@ -48,12 +48,6 @@ pub enum TcpError {
     Failed(String),
 }
 
-impl pipe::HalfWrite for tls::TlsWriter {
-    fn close_write(&mut self) -> std::io::Result<()> {
-        self.close()
-    }
-}
-
 /// Runs the stdin/stdout session over a plain socket, checking that the
 /// peer does not speak TLS.
 pub(crate) fn run_plain(
@@ -76,22 +70,22 @@ pub(crate) fn run_plain(
     )?)
 }
 
-/// Runs the stdin/stdout session over an established TLS stream.
-fn run_tls(stream: tls::Stream, popts: &PipeOptions) -> Result<Outcome, TcpError> {
-    if let Some(d) = popts.idle_timeout {
-        let _ = stream.tcp().set_read_timeout(Some(d));
-    }
-    let Some((reader, writer, tcp)) = tls::split(stream) else {
-        return Err(TcpError::Listener(
-            "the TLS stream could not be split".into(),
-        ));
-    };
-    let link = Link::Split {
-        reader: Box::new(reader),
-        writer: Box::new(writer),
-        tcp,
-    };
-    Ok(pipe::run(link, Input::Stdin, Output::Stdout, popts)?)
+/// The runtime a TLS session's handshake and pump share.
+fn session_runtime() -> Result<tokio::runtime::Runtime, TcpError> {
+    pipe::runtime()
+        .map_err(|e| TcpError::Failed(format!("could not start ({})", net::describe(&e))))
+}
+
+/// A blocking socket, registered on the runtime `rt` is in.
+fn register(s: std::net::TcpStream) -> Result<tokio::net::TcpStream, TcpError> {
+    s.set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpStream::from_std(s))
+        .map_err(|e| {
+            TcpError::Failed(format!(
+                "could not register the socket ({})",
+                net::describe(&e)
+            ))
+        })
 }
 
 /// Connects to `host:port` and joins the connection to stdin and stdout.
@@ -123,11 +117,24 @@ pub fn connect(
         return run_plain(pipe::Sock::Tcp(stream), popts, Side::Client);
     };
     let cfg = ClientTls::new(host, port, t)?;
-    let s = tls::connect(&cfg, stream, t.deadline())?;
-    if let Some(c) = s.cipher() {
-        tracing::info!("TLS with {}: {c}", cfg.peer());
-    }
-    run_tls(s, popts)
+    let rt = session_runtime()?;
+    let s = rt.block_on(async {
+        let sock = register(stream)?;
+        Ok::<_, TcpError>(tls::connect_async(&cfg, sock, t.deadline()).await?)
+    })?;
+    tracing::info!(
+        "TLS with {}: {}",
+        cfg.peer(),
+        tls::describe_cipher(s.get_ref().1)
+    );
+    let link = pipe::Link::TlsClient(Box::new(s));
+    Ok(pipe::run_on(
+        &rt,
+        link,
+        Input::Stdin,
+        Output::Stdout,
+        popts,
+    )?)
 }
 
 /// What `tcp listen` should do.
@@ -235,6 +242,10 @@ pub(crate) fn serve_many(
 /// Peers refused by `--allow`/`--deny`, and failed TLS handshakes, are
 /// logged and the listener waits for the next one.
 fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Outcome, TcpError> {
+    let rt = match opts.tls {
+        Some(_) => Some(session_runtime()?),
+        None => None,
+    };
     loop {
         let (stream, peer): (std::net::TcpStream, SocketAddr) = match listener.accept() {
             Ok(x) => x,
@@ -252,15 +263,29 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
             tracing::info!("connection from {}", show_addr(peer));
             return run_plain(pipe::Sock::Tcp(stream), &opts.pipe, Side::Server);
         };
-        match tls::accept(t, stream, peer, opts.handshake_timeout) {
+        let Some(rt) = rt.as_ref() else {
+            continue;
+        };
+        let accepted = rt.block_on(async {
+            let sock = register(stream)?;
+            Ok::<_, TcpError>(tls::accept_async(t, sock, peer, opts.handshake_timeout).await?)
+        });
+        match accepted {
             Ok(s) => {
                 drop(listener);
                 tracing::info!(
                     "TLS connection from {}: {}",
                     show_addr(peer),
-                    s.cipher().unwrap_or_default()
+                    tls::describe_cipher(s.get_ref().1)
                 );
-                return run_tls(s, &opts.pipe);
+                let link = pipe::Link::TlsServer(Box::new(s));
+                return Ok(pipe::run_on(
+                    rt,
+                    link,
+                    Input::Stdin,
+                    Output::Stdout,
+                    &opts.pipe,
+                )?);
             }
             Err(e) => tracing::warn!("{e}; waiting for the next peer"),
         }

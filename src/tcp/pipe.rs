@@ -35,8 +35,6 @@ use crate::relay::threaded::{InputFailed, OutputFailed, Sink, Source, Threaded};
 use crate::relay::{self, End, Endpoint, Flow, Stage};
 use crate::text::{next_line, TextOptions, MAX_LINE};
 
-pub use crate::relay::threaded::HalfWrite;
-
 /// The copy buffer for each direction. Large enough that syscall overhead
 /// vanishes at loopback speeds, small enough for a flat RSS.
 const COPY_BUF: usize = 256 * 1024;
@@ -225,15 +223,35 @@ impl Write for Sock {
 pub enum Link {
     /// A plain socket: the zero-copy path applies.
     Plain(Sock),
-    /// Separate reading and writing halves (TLS), and the socket under them.
-    Split {
-        /// The receiving half; it reports the idle timeout as `TimedOut`.
-        reader: Box<dyn Read + Send>,
-        /// The sending half.
-        writer: Box<dyn HalfWrite + Send>,
-        /// The socket underneath, to shut down at the end.
-        tcp: TcpStream,
-    },
+    /// TLS we started, registered on the runtime given to [`run_on`].
+    TlsClient(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+    /// TLS we accepted, registered on the runtime given to [`run_on`].
+    TlsServer(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Link {
+    /// Another handle to the socket underneath, for the checks after the
+    /// pump: the send queue, a late reset, the final shutdown.
+    fn socket(&self) -> io::Result<Sock> {
+        let tcp = |fd: BorrowedFd<'_>| -> io::Result<Sock> {
+            Ok(Sock::Tcp(TcpStream::from(fd.try_clone_to_owned()?)))
+        };
+        match self {
+            Link::Plain(s) => s.try_clone(),
+            Link::TlsClient(s) => tcp(s.get_ref().0.as_fd()),
+            Link::TlsServer(s) => tcp(s.get_ref().0.as_fd()),
+        }
+    }
+}
+
+/// The runtime a session's pump runs on: one thread, this one.
+///
+/// # Errors
+/// The system's error (out of descriptors).
+pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Which end of the connection this session is, for the plaintext-versus-TLS
@@ -263,24 +281,29 @@ pub fn run(
     output: Output,
     opts: &PipeOptions,
 ) -> Result<Outcome, PipeError> {
-    let plain = matches!(link, Link::Plain(_));
-    let (remote, sock): (Remote, Sock) = match link {
-        Link::Plain(s) => {
-            let keep = s.try_clone().map_err(|e| PipeError::Socket {
-                peer: opts.peer.clone().unwrap_or_else(|| s.peer_name()),
-                reason: describe(&e),
-            })?;
-            (Remote::Plain(s), keep)
-        }
-        Link::Split {
-            reader,
-            writer,
-            tcp,
-        } => (
-            Remote::Split(Threaded::remote(reader, writer)),
-            Sock::Tcp(tcp),
-        ),
-    };
+    let rt = runtime().map_err(|e| PipeError::Socket {
+        peer: opts.peer.clone().unwrap_or_else(|| "the peer".into()),
+        reason: describe(&e),
+    })?;
+    run_on(&rt, link, input, output, opts)
+}
+
+/// [`run`] on a runtime the caller made, the one a TLS link's socket is
+/// registered on.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_on(
+    rt: &tokio::runtime::Runtime,
+    link: Link,
+    input: Input,
+    output: Output,
+    opts: &PipeOptions,
+) -> Result<Outcome, PipeError> {
+    let sock = link.socket().map_err(|e| PipeError::Socket {
+        peer: opts.peer.clone().unwrap_or_else(|| "the peer".into()),
+        reason: describe(&e),
+    })?;
     let peer = opts.peer.clone().unwrap_or_else(|| sock.peer_name());
     let socket_err = |e: io::Error| PipeError::Socket {
         peer: peer.clone(),
@@ -323,21 +346,18 @@ pub fn run(
         })),
         ..relay::Extras::default()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(socket_err)?;
     let pumped = rt.block_on(async {
-        let mut b = match remote {
-            Remote::Plain(Sock::Tcp(s)) => {
+        let mut b = match link {
+            Link::Plain(Sock::Tcp(s)) => {
                 s.set_nonblocking(true)?;
                 Endpoint::Tcp(tokio::net::TcpStream::from_std(s)?)
             }
-            Remote::Plain(Sock::Unix(s)) => {
+            Link::Plain(Sock::Unix(s)) => {
                 s.set_nonblocking(true)?;
                 Endpoint::Unix(tokio::net::UnixStream::from_std(s)?)
             }
-            Remote::Split(t) => Endpoint::Threaded(Box::new(t)),
+            Link::TlsClient(s) => Endpoint::TlsClient(s),
+            Link::TlsServer(s) => Endpoint::TlsServer(s),
         };
         let mut a = Endpoint::Threaded(Box::new(local));
         let (stop, pipes) = (CancellationToken::new(), relay::PipePool::new());
@@ -356,7 +376,6 @@ pub fn run(
         }
         Ok::<_, io::Error>(p)
     });
-    drop(rt);
     let p = pumped.map_err(socket_err)?;
     let sent = p.a_to_b;
     // Whether all our input went out: it ended first, or the pump waited
@@ -391,7 +410,7 @@ pub fn run(
         }),
         End::Failed(_, e) => {
             let input_ended = p.first_eof == Some(relay::Side::A);
-            failed(e, &peer, sent, opts, plain, input_ended || interactive)
+            failed(e, &peer, sent, input_ended || interactive)
         }
     };
     if let Ok(Outcome::PeerClosed) = &result {
@@ -408,23 +427,10 @@ pub fn run(
     result
 }
 
-/// The connection under a session, before the pump takes it.
-enum Remote {
-    Plain(Sock),
-    Split(Threaded),
-}
-
 /// A failed session in words. `reset_is_plain`: a reset now means only that
 /// (our input was all sent, or a person was typing); otherwise the peer
 /// stopped reading before our input was all delivered.
-fn failed(
-    e: io::Error,
-    peer: &str,
-    sent: u64,
-    opts: &PipeOptions,
-    plain: bool,
-    reset_is_plain: bool,
-) -> Result<Outcome, PipeError> {
+fn failed(e: io::Error, peer: &str, sent: u64, reset_is_plain: bool) -> Result<Outcome, PipeError> {
     let inner = e
         .get_ref()
         .map(|i| i.is::<PipeError>() || i.is::<InputFailed>() || i.is::<OutputFailed>());
@@ -447,6 +453,14 @@ fn failed(
             Err(i) => Err(PipeError::Output(i.to_string())),
         };
     }
+    // A server's refusal of our client certificate shows up at the first
+    // read after a TLS 1.3 handshake.
+    if let Some(why) = crate::tls::cert_refusal(&e, crate::tls::TrustFlags::CLIENT.cert) {
+        return Err(PipeError::Socket {
+            peer: peer.to_string(),
+            reason: why,
+        });
+    }
     match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe if !reset_is_plain => {
             Err(PipeError::Undelivered {
@@ -458,15 +472,6 @@ fn failed(
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Err(PipeError::Reset {
             peer: peer.to_string(),
         }),
-        // A TLS session's read timeout is the idle timeout.
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            if !plain && opts.idle_timeout.is_some() =>
-        {
-            Err(PipeError::Idle {
-                peer: peer.to_string(),
-                secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),
-            })
-        }
         _ => Err(PipeError::Socket {
             peer: peer.to_string(),
             reason: describe(&e),
