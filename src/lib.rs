@@ -7,7 +7,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`access`] | `--allow`/`--deny` CIDR lists for every listener (pure, no I/O) |
-//! | [`tls`] | rustls, in four files: `identity` (config dir, kept self-signed identity, PEM, server config), `trust` (verifier policy, pins, known_hosts, the prompt, client config), `session` (handshakes with deadlines, `Stream`, split reader/writer), `detect` (plaintext-vs-TLS sniffers, pure) |
+//! | [`tls`] | rustls, in four files: `identity` (config dir, kept self-signed identity, PEM, server config), `trust` (verifier policy, pins, known_hosts, the prompt, client config), `session` (handshakes with deadlines, blocking and async, `Stream`), `detect` (plaintext-vs-TLS sniffers, pure) |
 //! | [`net`] | address parsing, system-resolver lookups, connect to every address, bind listeners, `RLIMIT_NOFILE` |
 //! | [`text`] | bounded line splitting, quit words, CRLF, UTF-8/GBK, upper-casing (pure, no I/O) |
 //! | [`frame`] | length-prefixed framing codec, the sticky-packet fix (pure, no I/O) |

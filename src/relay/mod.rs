@@ -58,8 +58,7 @@ pub enum Endpoint {
     TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// A child process: its stdout is read, its stdin written.
     Child(Box<child::ChildIo>),
-    /// Blocking I/O on threads: stdio, a reader and a writer, a blocking
-    /// TLS session.
+    /// Blocking I/O on threads: stdio, or a reader and a writer.
     Threaded(Box<threaded::Threaded>),
 }
 

@@ -1,5 +1,5 @@
-//! An endpoint whose I/O blocks: the process's stdin and stdout, any
-//! reader and writer (the library, the demo), or a blocking TLS session.
+//! An endpoint whose I/O blocks: the process's stdin and stdout, or any
+//! reader and writer (the library, the demo).
 //!
 //! Files and terminals cannot be polled, and stdin may be shared with other
 //! processes, so it is never made non-blocking. Instead each direction gets
@@ -42,16 +42,6 @@ const ZERO_COPY_CHUNK: usize = 1 << 20;
 /// the pump still wants it.
 const ZERO_COPY_POLL_MS: libc::c_int = 100;
 
-/// Something that can stop sending: a socket's write side, or a TLS
-/// stream's (close_notify, then FIN).
-pub trait HalfWrite: Write {
-    /// Ends the write direction; the peer sees end of stream.
-    ///
-    /// # Errors
-    /// The socket's error.
-    fn close_write(&mut self) -> io::Result<()>;
-}
-
 /// Where a threaded endpoint's reads come from.
 pub enum Source {
     /// The process's stdin (fd 0): zero-copy when it is a file or a pipe,
@@ -68,8 +58,6 @@ pub enum Sink {
     Stdout,
     /// Any writer; its end is a flush.
     Writer(Box<dyn Write + Send>),
-    /// A writer with a write side to close (a blocking TLS session).
-    Half(Box<dyn HalfWrite + Send>),
 }
 
 /// Reading our input failed (not the peer: stdin, a file, a reader).
@@ -97,32 +85,14 @@ pub struct Threaded {
     done: Option<oneshot::Receiver<io::Result<()>>>,
     /// Whether the input is a person at a terminal.
     interactive: bool,
-    /// Errors are marked as ours ([`InputFailed`], [`OutputFailed`]);
-    /// off for a TLS session, whose errors are the peer's.
-    local: bool,
 }
 
 impl Threaded {
     /// The session's own side: its input and output.
-    pub fn local(source: Source, sink: Sink) -> Threaded {
+    pub fn new(source: Source, sink: Sink) -> Threaded {
         // SAFETY: isatty only inspects fd 0.
         let interactive = matches!(source, Source::Stdin) && unsafe { libc::isatty(0) } == 1;
         let direct = matches!(sink, Sink::Stdout) && writes_in_place(1);
-        Threaded::new(source, sink, direct, interactive, true)
-    }
-
-    /// A peer reached through blocking I/O (a TLS session's two halves).
-    pub fn remote(reader: Box<dyn Read + Send>, writer: Box<dyn HalfWrite + Send>) -> Threaded {
-        Threaded::new(
-            Source::Reader(reader),
-            Sink::Half(writer),
-            false,
-            false,
-            false,
-        )
-    }
-
-    fn new(source: Source, sink: Sink, direct: bool, interactive: bool, local: bool) -> Threaded {
         Threaded {
             source: Some(source),
             rx: None,
@@ -133,7 +103,6 @@ impl Threaded {
             failed: Arc::new(Mutex::new(None)),
             done: None,
             interactive,
-            local,
         }
     }
 
@@ -154,19 +123,11 @@ impl Threaded {
     }
 
     fn in_err(&self, e: io::Error) -> io::Error {
-        if self.local {
-            io::Error::other(InputFailed(e))
-        } else {
-            e
-        }
+        io::Error::other(InputFailed(e))
     }
 
     fn out_err(&self, e: io::Error) -> io::Error {
-        if self.local {
-            io::Error::other(OutputFailed(e))
-        } else {
-            e
-        }
+        io::Error::other(OutputFailed(e))
     }
 
     fn start_reader(&mut self) -> io::Result<()> {
@@ -288,7 +249,6 @@ fn write_all(sink: Sink, mut rx: mpsc::Receiver<Bytes>) -> io::Result<()> {
     let w: &mut dyn Write = match &mut sink {
         Sink::Stdout => &mut *stdout,
         Sink::Writer(w) => w,
-        Sink::Half(h) => h,
     };
     while let Some(b) = rx.blocking_recv() {
         if !b.is_empty() {
@@ -296,14 +256,10 @@ fn write_all(sink: Sink, mut rx: mpsc::Receiver<Bytes>) -> io::Result<()> {
             continue;
         }
         w.flush()?;
-        return match &mut sink {
-            Sink::Stdout => {
-                close_stdout();
-                Ok(())
-            }
-            Sink::Writer(_) => Ok(()),
-            Sink::Half(h) => h.close_write(),
-        };
+        if let Sink::Stdout = sink {
+            close_stdout();
+        }
+        return Ok(());
     }
     w.flush()
 }
@@ -401,8 +357,7 @@ impl AsyncWrite for Threaded {
             if me.sink.is_none() {
                 return Poll::Ready(Ok(()));
             }
-            // Never written to, it still ends: a TLS session's close_notify
-            // comes from a writer thread started just for that.
+            // Never written to, it still ends (stdout to /dev/null).
             me.start_writer()?;
         }
         if let Some(tx) = me.tx.as_mut() {

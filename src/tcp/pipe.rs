@@ -309,7 +309,7 @@ pub fn run_on(
         peer: peer.clone(),
         reason: describe(&e),
     };
-    let local = Threaded::local(
+    let local = Threaded::new(
         match input {
             Input::Stdin => Source::Stdin,
             Input::Reader(r) => Source::Reader(r),
@@ -408,9 +408,28 @@ pub fn run_on(
             peer: peer.clone(),
             reason: "a fault ended it".into(),
         }),
-        End::Failed(_, e) => {
-            let input_ended = p.first_eof == Some(relay::Side::A);
-            failed(e, &peer, sent, input_ended || interactive)
+        End::Failed(side, e) => {
+            let reset = matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            );
+            match (side, reset) {
+                // The reset may have overtaken the first bytes the peer
+                // sent before it: a TLS alert says more than the reset.
+                (relay::Side::B, true) if p.b_to_a == 0 && opts.plain_check.is_some() => {
+                    late_mismatch(&sock, opts.plain_check, &peer)
+                        .map_or_else(|| failed(e, &peer, sent, interactive), Err)
+                }
+                // The peer had closed its side, then went away with nothing
+                // of ours unread: nothing was lost.
+                (relay::Side::B, true) if p.first_eof == Some(relay::Side::B) && sent == 0 => {
+                    Ok(Outcome::PeerClosed)
+                }
+                _ => {
+                    let input_ended = p.first_eof == Some(relay::Side::A);
+                    failed(e, &peer, sent, input_ended || interactive)
+                }
+            }
         }
     };
     if let Ok(Outcome::PeerClosed) = &result {
@@ -477,6 +496,24 @@ fn failed(e: io::Error, peer: &str, sent: u64, reset_is_plain: bool) -> Result<O
             reason: describe(&e),
         }),
     }
+}
+
+/// The plaintext-versus-TLS diagnosis from bytes still queued on a socket
+/// the peer has reset (read without taking them).
+fn late_mismatch(sock: &Sock, check: Option<Side>, peer: &str) -> Option<PipeError> {
+    let side = check?;
+    let mut first = [0u8; 16];
+    // SAFETY: recv into our buffer; MSG_PEEK leaves the queue alone.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            first.as_mut_ptr().cast(),
+            first.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
+    check_plain(side, &first[..n], peer).err()
 }
 
 /// How long an ended session waits for the peer to acknowledge the last bytes.

@@ -20,7 +20,7 @@
 //! |---|---|
 //! | `identity.rs` | config dir, kept self-signed identity, PEM loading, the server configuration |
 //! | `trust.rs` | the verifier policy, pins, known_hosts, the prompt, the client configuration |
-//! | `session.rs` | handshakes with deadlines, `Stream`, the split reader and writer |
+//! | `session.rs` | handshakes with deadlines (blocking and async), `Stream` |
 //! | `detect.rs` | the `looks_like_*` sniffers (pure) |
 
 mod detect;
