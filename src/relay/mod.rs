@@ -19,11 +19,18 @@
 //!   stage of the userspace copy: a connection that suffers them leaves
 //!   the splice path, the others stay zero-copy.
 //!
+//! - a [`Stage`] per direction transforms what the userspace copy moves
+//!   (a session's lines, encodings, quit words and frames), and
+//!   [`Extras`] carries a session's end rules: it may end with one side's
+//!   stream, and only one side's bytes may count against the idle timeout.
+//!
 //! Files: `splice` (the zero-copy path and its pipe pool), [`child`] (a
-//! program per connection as an endpoint), [`proxy_header`] (the PROXY
-//! protocol header, pure), [`fault`] (what faults a connection suffers,
-//! pure). `forward`, `tcp listen --exec` and
-//! `unix listen --exec` run through here.
+//! program per connection as an endpoint), [`threaded`] (stdin and stdout,
+//! or any reader and writer, on threads; `sendfile`/`splice` from stdin),
+//! [`proxy_header`] (the PROXY protocol header, pure), [`fault`] (what
+//! faults a connection suffers, pure). `forward`, `sockit proxy`,
+//! `tcp connect`, `tcp listen` (one peer, and `--exec`) and `unix
+//! connect`/`listen` all run through here.
 
 pub mod child;
 pub mod fault;

@@ -1,6 +1,7 @@
 //! TCP commands: `tcp connect` and `tcp listen`.
 //!
-//! - [`pipe`]: one session joined to stdin/stdout, full duplex, blocking.
+//! - [`pipe`]: one session joined to stdin/stdout, full duplex, through
+//!   [`crate::relay`]'s pump (stages for text and frames, end rules).
 //! - [`server`]: the multi-peer listener (`-k`, `--echo`, `--upper`, `--chat`).
 //! - `room`: the member tasks of the hub and chat room behind `-k` and `--chat`.
 //! - `members`: the room's member table and bounded queues, a plain value.
