@@ -637,7 +637,8 @@ fn sender_to_a_peer_that_reads_a_little_then_closes_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, random_bytes(16 << 20, 13)).unwrap();
-    // A file goes out with sendfile; --crlf takes the read/write path.
+    // A file goes straight to the socket on its own thread; --crlf takes
+    // the pump's staged copy.
     for extra in [&[][..], &["--crlf"][..]] {
         // A seed-style receiver: recv once, then close.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

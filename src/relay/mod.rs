@@ -26,7 +26,7 @@
 //!
 //! Files: `splice` (the zero-copy path and its pipe pool), [`child`] (a
 //! program per connection as an endpoint), [`threaded`] (stdin and stdout,
-//! or any reader and writer, on threads; `sendfile`/`splice` from stdin),
+//! or any reader and writer, on threads; stdin to a socket on one thread),
 //! [`proxy_header`] (the PROXY protocol header, pure), [`fault`] (what
 //! faults a connection suffers, pure). `forward`, `sockit proxy`,
 //! `tcp connect`, `tcp listen` (one peer, and `--exec`) and `unix
@@ -598,7 +598,7 @@ where
     Ok(())
 }
 
-/// Stdin to a plain socket with `sendfile`/`splice`, on a thread (see
+/// Stdin (a pipe or a file) to a plain socket on a thread of its own (see
 /// [`threaded::send_fd`]); the socket is half-closed at the end.
 async fn zero_copy_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Meter) -> Copied {
     use std::sync::atomic::AtomicBool;
@@ -626,7 +626,7 @@ async fn zero_copy_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (m, st) = (done.moved.clone(), done.stop.clone());
     let spawned = std::thread::Builder::new()
-        .name("sockit-sendfile".into())
+        .name("sockit-stdin".into())
         .spawn(move || {
             let _ = tx.send(threaded::send_fd(fd, sock, &m, &st));
         });

@@ -16,7 +16,7 @@
 //!   binary maps to an exit code.
 //!
 //! Without text options bytes pass through untouched, with zero-copy
-//! `sendfile`/`splice` when stdin is a file or a pipe.
+//! `splice` when stdin is a pipe; a file goes to the socket on one thread.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
