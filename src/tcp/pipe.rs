@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::frame::{FrameCodec, FrameError};
 use crate::net::describe;
-use crate::relay::threaded::{InputFailed, OutputFailed, Sink, Source, Threaded};
+use crate::relay::threaded::{InputFailed, OutputFailed, Threaded};
 use crate::relay::{self, End, Endpoint, Flow, Stage};
 use crate::text::{next_line, TextOptions, MAX_LINE};
 
@@ -42,21 +42,12 @@ const COPY_BUF: usize = 256 * 1024;
 /// How long an ended session waits for its output to take what is queued.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
-/// Where the bytes to send come from.
-pub enum Input {
-    /// The process's stdin (fd 0); enables the zero-copy paths.
-    Stdin,
-    /// Any reader, for the library and the demo.
-    Reader(Box<dyn Read + Send>),
-}
+/// Where the bytes to send come from: stdin (with its fast paths) or any
+/// reader, for the library and the demo.
+pub use crate::relay::threaded::Source as Input;
 
-/// Where received bytes go.
-pub enum Output {
-    /// The process's stdout (fd 1).
-    Stdout,
-    /// Any writer, for the library and the demo.
-    Writer(Box<dyn Write + Send>),
-}
+/// Where received bytes go: stdout or any writer.
+pub use crate::relay::threaded::Sink as Output;
 
 /// Session behaviour.
 #[derive(Debug, Clone, Default)]
@@ -309,16 +300,7 @@ pub fn run_on(
         peer: peer.clone(),
         reason: describe(&e),
     };
-    let local = Threaded::new(
-        match input {
-            Input::Stdin => Source::Stdin,
-            Input::Reader(r) => Source::Reader(r),
-        },
-        match output {
-            Output::Stdout => Sink::Stdout,
-            Output::Writer(w) => Sink::Writer(w),
-        },
-    );
+    let local = Threaded::new(input, output);
     // Whether a person is typing the input: then the session ends as soon
     // as the peer closes. Scripted input (a file, a pipe, a reader) is
     // delivered in full even after the peer half-closes.
@@ -689,5 +671,91 @@ fn check_plain(side: Side, first: &[u8], peer: &str) -> Result<(), PipeError> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(quit: &[&str], crlf: bool, frame: Option<usize>) -> PipeOptions {
+        PipeOptions {
+            text: TextOptions {
+                quit: quit.iter().map(|s| s.to_string()).collect(),
+                crlf,
+                encoding: None,
+            },
+            frame,
+            ..PipeOptions::default()
+        }
+    }
+
+    /// Feeds `chunks` then the end, and returns what came out and the flow
+    /// of the last call.
+    fn run_stage(st: &mut dyn Stage, chunks: &[&[u8]]) -> (Vec<u8>, Flow) {
+        let mut out = BytesMut::new();
+        for c in chunks {
+            match st.feed(c, false, &mut out).unwrap() {
+                Flow::More => {}
+                Flow::Pass => out.extend_from_slice(c),
+                Flow::Quit => return (out.to_vec(), Flow::Quit),
+            }
+        }
+        let f = st.feed(&[], true, &mut out).unwrap();
+        (out.to_vec(), f)
+    }
+
+    #[test]
+    fn sending_lines_split_across_reads_get_crlf_and_a_partial_tail() {
+        let mut st = SendText::new(&opts(&[], true, None));
+        let (out, flow) = run_stage(&mut st, &[b"on", b"e\ntw", b"o\nta", b"il"]);
+        assert_eq!(out, b"one\r\ntwo\r\ntail");
+        assert_eq!(flow, Flow::More);
+    }
+
+    #[test]
+    fn a_quit_word_is_sent_and_ends_the_direction() {
+        let mut st = SendText::new(&opts(&["bye"], false, None));
+        let (out, flow) = run_stage(&mut st, &[b"hi\nbye\nnot sent\n"]);
+        assert_eq!(out, b"hi\nbye\n");
+        assert_eq!(flow, Flow::Quit);
+        // Received, the quit word itself is not printed.
+        let mut st = RecvText::new(&opts(&["bye"], false, None), "peer", true);
+        let (out, flow) = run_stage(&mut st, &[b"hi\nby", b"e\nlater\n"]);
+        assert_eq!(out, b"hi\n");
+        assert_eq!(flow, Flow::Quit);
+    }
+
+    #[test]
+    fn frames_round_trip_and_an_oversized_line_is_refused() {
+        let o = opts(&[], false, Some(16));
+        let mut send = SendText::new(&o);
+        let (wire, _) = run_stage(&mut send, &[b"a\nbc\n"]);
+        assert_eq!(wire, b"\0\0\0\x01a\0\0\0\x02bc");
+        let mut recv = RecvText::new(&o, "peer", true);
+        // One byte at a time: frames are whole however the wire cuts them.
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        let (text, _) = run_stage(&mut recv, &bytes);
+        assert_eq!(text, b"a\nbc\n");
+        let mut send = SendText::new(&o);
+        let mut out = BytesMut::new();
+        let e = send.feed(&[b'x'; 40], true, &mut out).unwrap_err();
+        assert!(e.to_string().contains("16"), "{e}");
+    }
+
+    #[test]
+    fn raw_mode_passes_bytes_and_still_checks_the_first_ones() {
+        let mut o = opts(&[], false, None);
+        o.plain_check = Some(Side::Client);
+        let mut st = RecvText::new(&o, "127.0.0.1:443", false);
+        let mut out = BytesMut::new();
+        assert_eq!(st.feed(b"hello", false, &mut out).unwrap(), Flow::Pass);
+        assert!(out.is_empty());
+        let mut st = RecvText::new(&o, "127.0.0.1:443", false);
+        // A TLS alert record as the first reply: the server speaks TLS.
+        let e = st
+            .feed(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46], false, &mut out)
+            .unwrap_err();
+        assert!(e.to_string().contains("speaks TLS"), "{e}");
     }
 }
