@@ -3,7 +3,7 @@
 //!
 //! Files and terminals cannot be polled, and stdin may be shared with other
 //! processes, so it is never made non-blocking. Instead each direction gets
-//! a thread behind a bounded channel of [`QUEUE`] chunks: a side that
+//! a thread behind a bounded channel of `QUEUE` chunks: a side that
 //! stops reading holds at most that much, and the pump sees backpressure as
 //! a full channel. Threads start at the first read or write, so a direction
 //! the pump never uses (the zero-copy path moves stdin itself) costs none.
