@@ -504,9 +504,10 @@ async fn pump_copy(
     let wb = Watch::new(b.raw_socket());
     let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
     let mut x = extras.map(|x| *x).unwrap_or_default();
-    // Stdin that is a file or a pipe goes to a plain socket without a copy.
-    let zero_copy = match (&mut *a, b.sock(), &x.up, &x.faults) {
-        (Endpoint::Threaded(t), Some(_), None, None) => t.take_zero_copy(),
+    // Stdin that is a file or a pipe goes to a plain socket on a thread of
+    // its own, without the hop through the pump.
+    let stdin_fd = match (&mut *a, b.sock(), &x.up, &x.faults) {
+        (Endpoint::Threaded(t), Some(_), None, None) => t.take_stdin_fd(),
         _ => None,
     };
     let b_fd = b.raw_socket();
@@ -533,8 +534,8 @@ async fn pump_copy(
         buf,
     };
     let a_to_b: Pin<Box<dyn std::future::Future<Output = Copied> + Send + '_>> =
-        match (zero_copy, b_fd) {
-            (Some(fd), Some(sock)) => Box::pin(zero_copy_up(fd, sock, meter)),
+        match (stdin_fd, b_fd) {
+            (Some(fd), Some(sock)) => Box::pin(stdin_up(fd, sock, meter)),
             _ => Box::pin(copy(ar, bw, Side::A, meter, up_dir)),
         };
     let b_to_a = copy(br, aw, Side::B, meter, down_dir);
@@ -600,7 +601,7 @@ where
 
 /// Stdin (a pipe or a file) to a plain socket on a thread of its own (see
 /// [`threaded::send_fd`]); the socket is half-closed at the end.
-async fn zero_copy_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Meter) -> Copied {
+async fn stdin_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Meter) -> Copied {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     /// When the pump is done with the thread (or it is done): the bytes

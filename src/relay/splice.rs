@@ -189,6 +189,16 @@ impl PipePool {
 
 /// One `splice` call between two descriptors, non-blocking.
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    splice_with(from, to, len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
+}
+
+/// One `splice` call between two descriptors with these flags.
+pub(super) fn splice_with(
+    from: RawFd,
+    to: RawFd,
+    len: usize,
+    flags: libc::c_uint,
+) -> io::Result<usize> {
     // SAFETY: plain syscall on descriptors the caller holds open.
     let n = unsafe {
         libc::splice(
@@ -197,7 +207,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
             to,
             std::ptr::null_mut(),
             len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            flags,
         )
     };
     if n < 0 {

@@ -6,7 +6,7 @@
 //! a thread behind a bounded channel of `QUEUE` chunks: a side that
 //! stops reading holds at most that much, and the pump sees backpressure as
 //! a full channel. Threads start at the first read or write, so a direction
-//! the pump never uses (the zero-copy path moves stdin itself) costs none.
+//! the pump never uses (the stdin thread moves stdin itself) costs none.
 //!
 //! Two shortcuts keep bulk off the threads:
 //! - stdin that is a pipe goes straight to a plain socket with
@@ -22,7 +22,6 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -42,16 +41,17 @@ const CHUNK: usize = 256 * 1024;
 const FILE_CHUNK: usize = 1 << 20;
 
 /// Largest chunk one `splice` call is asked to move.
-const ZERO_COPY_CHUNK: usize = 1 << 20;
+const SPLICE_CHUNK: usize = 1 << 20;
 
-/// How often the zero-copy thread, waiting on an empty pipe, checks that
+/// How often the stdin thread, waiting for room in the socket, checks that
 /// the pump still wants it.
-const ZERO_COPY_POLL_MS: libc::c_int = 100;
+const STDIN_POLL_MS: libc::c_int = 100;
 
 /// Where a threaded endpoint's reads come from.
 pub enum Source {
-    /// The process's stdin (fd 0): zero-copy when it is a file or a pipe,
-    /// and never read while the job is in the background.
+    /// The process's stdin (fd 0): a file or a pipe goes straight to a
+    /// socket (`send_fd`), and a terminal is never read while the job is
+    /// in the background.
     Stdin,
     /// Any reader.
     Reader(Box<dyn Read + Send>),
@@ -85,9 +85,8 @@ pub struct Threaded {
     /// fd 1 written in place (a file or `/dev/null`).
     direct: bool,
     tx: Option<PollSender<Bytes>>,
-    /// Set by the writer thread when a write fails.
-    failed: Arc<Mutex<Option<io::Error>>>,
-    /// Resolves when the writer thread has finished (after our shutdown).
+    /// Resolves when the writer thread has finished: after our shutdown,
+    /// or with the error that stopped it.
     done: Option<oneshot::Receiver<io::Result<()>>>,
     /// Whether the input is a person at a terminal.
     interactive: bool,
@@ -106,7 +105,6 @@ impl Threaded {
             sink: Some(sink),
             direct,
             tx: None,
-            failed: Arc::new(Mutex::new(None)),
             done: None,
             interactive,
         }
@@ -120,7 +118,7 @@ impl Threaded {
     /// The input's descriptor, when it is stdin and a regular file or a
     /// pipe, which [`send_fd`] moves to a socket itself. Taking it means
     /// the reader thread never starts.
-    pub(super) fn take_zero_copy(&mut self) -> Option<RawFd> {
+    pub(super) fn take_stdin_fd(&mut self) -> Option<RawFd> {
         if !matches!(self.source, Some(Source::Stdin)) || fd_kind(0) == FdKind::Other {
             return None;
         }
@@ -128,17 +126,9 @@ impl Threaded {
         Some(0)
     }
 
-    fn in_err(&self, e: io::Error) -> io::Error {
-        io::Error::other(InputFailed(e))
-    }
-
-    fn out_err(&self, e: io::Error) -> io::Error {
-        io::Error::other(OutputFailed(e))
-    }
-
     fn start_reader(&mut self) -> io::Result<()> {
         let Some(source) = self.source.take() else {
-            // The zero-copy path took stdin: nothing is read here.
+            // The stdin thread took stdin: nothing is read here.
             let (_, rx) = mpsc::channel(1);
             self.rx = Some(rx);
             return Ok(());
@@ -164,32 +154,29 @@ impl Threaded {
             .unwrap_or(Sink::Writer(Box::new(io::sink())));
         let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
         let (done_tx, done_rx) = oneshot::channel();
-        let failed = self.failed.clone();
         std::thread::Builder::new()
             .name("sockit-out".into())
             .spawn(move || {
-                let r = write_all(sink, rx);
-                if let Err(e) = &r {
-                    if let Ok(mut g) = failed.lock() {
-                        *g = Some(io::Error::new(e.kind(), e.to_string()));
-                    }
-                }
-                let _ = done_tx.send(r);
+                let _ = done_tx.send(write_all(sink, rx));
             })?;
         self.tx = Some(PollSender::new(tx));
         self.done = Some(done_rx);
         Ok(())
     }
 
-    /// The writer thread's error, once it has stopped.
-    fn writer_error(&self) -> io::Error {
-        let e = self
-            .failed
-            .lock()
-            .ok()
-            .and_then(|mut g| g.take())
-            .unwrap_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe));
-        self.out_err(e)
+    /// The writer thread's error, once it has stopped (its channel
+    /// closed): it is on its way through `done`.
+    fn poll_writer_error(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let e = match self.done.as_mut() {
+            Some(done) => match ready!(Pin::new(done).poll(cx)) {
+                Ok(Err(e)) => e,
+                _ => io::ErrorKind::BrokenPipe.into(),
+            },
+            None => io::ErrorKind::BrokenPipe.into(),
+        };
+        self.done = None;
+        self.tx = None;
+        Poll::Ready(out_err(e))
     }
 
     /// Waits until everything written so far is out (the output stays
@@ -204,6 +191,14 @@ impl Threaded {
             let _ = done.await;
         }
     }
+}
+
+fn in_err(e: io::Error) -> io::Error {
+    io::Error::other(InputFailed(e))
+}
+
+fn out_err(e: io::Error) -> io::Error {
+    io::Error::other(OutputFailed(e))
 }
 
 /// Whether writes to `fd` finish without waiting on anyone: a regular file
@@ -246,8 +241,8 @@ fn read_all(r: &mut dyn Read, tx: &mpsc::Sender<io::Result<Bytes>>) {
 }
 
 /// The writer thread: writes each chunk out. An empty chunk ends the
-/// sink (stdout to `/dev/null`, a flush, a TLS close); a closed channel
-/// just stops.
+/// sink (stdout to `/dev/null`, a writer flushed); a closed channel just
+/// stops.
 fn write_all(sink: Sink, mut rx: mpsc::Receiver<Bytes>) -> io::Result<()> {
     crate::interrupt::shield_thread();
     let mut stdout = borrowed_fd(1);
@@ -303,7 +298,7 @@ impl AsyncRead for Threaded {
             };
             match ready!(rx.poll_recv(cx)) {
                 Some(Ok(b)) => me.pending = b,
-                Some(Err(e)) => return Poll::Ready(Err(me.in_err(e))),
+                Some(Err(e)) => return Poll::Ready(Err(in_err(e))),
                 None => return Poll::Ready(Ok(())),
             }
         }
@@ -322,25 +317,23 @@ impl AsyncWrite for Threaded {
         let me = &mut *self;
         if me.direct {
             let mut out = borrowed_fd(1);
-            return Poll::Ready(match out.write(data) {
-                Ok(n) => Ok(n),
-                Err(e) => Err(me.out_err(e)),
-            });
+            return Poll::Ready(out.write(data).map_err(out_err));
         }
         if me.tx.is_none() {
             if me.sink.is_none() {
-                return Poll::Ready(Err(me.out_err(io::ErrorKind::BrokenPipe.into())));
+                return Poll::Ready(Err(out_err(io::ErrorKind::BrokenPipe.into())));
             }
             me.start_writer()?;
         }
         let Some(tx) = me.tx.as_mut() else {
-            return Poll::Ready(Err(me.out_err(io::ErrorKind::BrokenPipe.into())));
+            return Poll::Ready(Err(out_err(io::ErrorKind::BrokenPipe.into())));
         };
-        if ready!(tx.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(me.writer_error()));
-        }
-        if tx.send_item(Bytes::copy_from_slice(data)).is_err() {
-            return Poll::Ready(Err(me.writer_error()));
+        let queued = match ready!(tx.poll_reserve(cx)) {
+            Ok(()) => tx.send_item(Bytes::copy_from_slice(data)).is_ok(),
+            Err(_) => false,
+        };
+        if !queued {
+            return me.poll_writer_error(cx).map(Err);
         }
         Poll::Ready(Ok(data.len()))
     }
@@ -350,7 +343,7 @@ impl AsyncWrite for Threaded {
     }
 
     /// Ends the output once everything queued is written: stdout is
-    /// pointed at `/dev/null`, a writer flushed, a TLS session closed.
+    /// pointed at `/dev/null`, a writer flushed.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = &mut *self;
         if me.direct {
@@ -377,7 +370,7 @@ impl AsyncWrite for Threaded {
             let r = ready!(Pin::new(done).poll(cx));
             me.done = None;
             if let Ok(Err(e)) = r {
-                return Poll::Ready(Err(me.out_err(e)));
+                return Poll::Ready(Err(out_err(e)));
             }
         }
         Poll::Ready(Ok(()))
@@ -414,7 +407,7 @@ fn fd_kind(fd: RawFd) -> FdKind {
 /// never made non-blocking: other processes may share it).
 ///
 /// `moved` counts as it goes; `stop` ends the thread within
-/// [`ZERO_COPY_POLL_MS`] once the pump is over.
+/// [`STDIN_POLL_MS`] once the pump is over.
 ///
 /// When the kernel refuses (`EINVAL` on the first call) it falls back to
 /// `read` and `write` on the same thread.
@@ -441,28 +434,22 @@ pub(super) fn send_fd(
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        // SAFETY: a plain syscall on descriptors the pump holds open.
-        let n = unsafe {
-            libc::splice(
-                fd,
-                std::ptr::null_mut(),
-                sock,
-                std::ptr::null_mut(),
-                ZERO_COPY_CHUNK,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
-            )
+        // Blocking on the pipe (an empty one waits for input), never on the
+        // socket, which is non-blocking.
+        let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
+        let e = match super::splice::splice_with(fd, sock, SPLICE_CHUNK, flags) {
+            Ok(0) => {
+                // SAFETY: shutdown on the socket the pump holds open.
+                unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+                return Ok(());
+            }
+            Ok(n) => {
+                any = true;
+                moved.fetch_add(n as u64, Ordering::Relaxed);
+                continue;
+            }
+            Err(e) => e,
         };
-        if n > 0 {
-            any = true;
-            moved.fetch_add(n as u64, Ordering::Relaxed);
-            continue;
-        }
-        if n == 0 {
-            // SAFETY: shutdown on the socket the pump holds open.
-            unsafe { libc::shutdown(sock, libc::SHUT_WR) };
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EINTR) => {}
             Some(libc::EAGAIN) => wait_writable(sock)?,
@@ -528,7 +515,7 @@ fn wait_writable(sock: RawFd) -> io::Result<()> {
         revents: 0,
     };
     // SAFETY: one pollfd we own.
-    let rc = unsafe { libc::poll(&mut p, 1, ZERO_COPY_POLL_MS) };
+    let rc = unsafe { libc::poll(&mut p, 1, STDIN_POLL_MS) };
     if rc < 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

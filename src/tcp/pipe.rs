@@ -212,7 +212,7 @@ impl Write for Sock {
 
 /// The connection a session runs over.
 pub enum Link {
-    /// A plain socket: the zero-copy path applies.
+    /// A plain socket: stdin that is a file or a pipe goes straight to it.
     Plain(Sock),
     /// TLS we started, registered on the runtime given to [`run_on`].
     TlsClient(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
@@ -395,22 +395,20 @@ pub fn run_on(
                 e.kind(),
                 io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
             );
+            let reset_is_plain = p.first_eof == Some(relay::Side::A) || interactive;
             match (side, reset) {
                 // The reset may have overtaken the first bytes the peer
                 // sent before it: a TLS alert says more than the reset.
                 (relay::Side::B, true) if p.b_to_a == 0 && opts.plain_check.is_some() => {
                     late_mismatch(&sock, opts.plain_check, &peer)
-                        .map_or_else(|| failed(e, &peer, sent, interactive), Err)
+                        .map_or_else(|| failed(e, &peer, sent, reset_is_plain), Err)
                 }
                 // The peer had closed its side, then went away with nothing
                 // of ours unread: nothing was lost.
                 (relay::Side::B, true) if p.first_eof == Some(relay::Side::B) && sent == 0 => {
                     Ok(Outcome::PeerClosed)
                 }
-                _ => {
-                    let input_ended = p.first_eof == Some(relay::Side::A);
-                    failed(e, &peer, sent, input_ended || interactive)
-                }
+                _ => failed(e, &peer, sent, reset_is_plain),
             }
         }
     };
