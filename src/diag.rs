@@ -114,19 +114,26 @@ fn connect_once(addr: SocketAddr, timeout: Duration) -> Attempt {
     }
 }
 
-/// One tunnel through `--proxy`, timed until the last hop said yes.
+/// One tunnel through `--proxy` (the dialer's), timed until the last hop
+/// said yes.
 fn tunnel_once(host: &str, port: u16, opts: &PingOptions) -> Attempt {
+    use crate::dial::{DialError, DialOptions};
     use crate::proxy::ProxyError as P;
-    let copts = net::ConnectOptions {
-        family: opts.family,
-        timeout: Some(opts.timeout),
-        ..Default::default()
+    let dopts = DialOptions {
+        connect: net::ConnectOptions {
+            family: opts.family,
+            timeout: Some(opts.timeout),
+            ..Default::default()
+        },
+        proxies: opts.proxies.clone(),
     };
     let t = Instant::now();
-    match crate::proxy::connect(&opts.proxies, host, port, &copts) {
+    match crate::dial::connect(host, port, &dopts) {
         Ok(_) => Attempt::Connected(t.elapsed()),
-        Err(P::Unreachable { why, .. }) if why.contains("refused") => Attempt::Refused,
-        Err(P::TimedOut { .. }) => Attempt::Timeout,
+        Err(DialError::Proxy(P::Unreachable { why, .. })) if why.contains("refused") => {
+            Attempt::Refused
+        }
+        Err(DialError::Proxy(P::TimedOut { .. })) => Attempt::Timeout,
         Err(e) => {
             tracing::info!("{e}");
             Attempt::Failed

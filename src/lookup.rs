@@ -80,6 +80,22 @@ pub enum LookupError {
     Invalid(String),
 }
 
+impl crate::error::Failure for LookupError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            LookupError::Resolve(e) => e.kind(),
+            LookupError::NoName(_)
+            | LookupError::NoService { .. }
+            | LookupError::NoPort { .. }
+            | LookupError::NoServicesDb
+            | LookupError::Dns { .. }
+            | LookupError::DnsTimeout { .. }
+            | LookupError::DnsOther { .. }
+            | LookupError::Invalid(_) => crate::error::Kind::Runtime,
+        }
+    }
+}
+
 /// The local host name.
 ///
 /// # Errors

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Cmd, Usage};
+use cli::{Cli, Cmd};
+use sockit::error::Kind;
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
@@ -34,46 +35,21 @@ fn main() -> ExitCode {
     match cli::run(cli.cmd, cli.verbose > 0) {
         Ok(code) => code,
         Err(e) => {
-            // A closed stdout ends a command quietly, with status 0, as
-            // `rg` and `cat` do.
-            if broken_pipe(&e) && stdout_closed() {
+            // The error says what kind of failure it is; that kind is the
+            // exit code. A closed stdout ends a command quietly, with
+            // status 0, as `rg` and `cat` do.
+            let kind = e.kind();
+            if kind == Kind::OutputClosed && stdout_closed() {
                 return ExitCode::SUCCESS;
             }
             eprintln!("sockit: {e}");
-            if is_usage(&e) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(match kind {
+                // A broken pipe that was not stdout's is a plain failure.
+                Kind::OutputClosed => Kind::Runtime.exit_code(),
+                k => k.exit_code(),
+            })
         }
     }
-}
-
-/// Whether an error is a usage error (exit 2), wherever the library put it.
-fn is_usage(e: &anyhow::Error) -> bool {
-    use sockit::net::NetError;
-    let net = |n: &NetError| matches!(n, NetError::BadAddress { .. });
-    e.chain().any(|c| {
-        c.downcast_ref::<Usage>().is_some()
-            || c.downcast_ref::<NetError>().is_some_and(net)
-            || matches!(c.downcast_ref::<sockit::tcp::TcpError>(), Some(sockit::tcp::TcpError::Net(n)) if net(n))
-            || matches!(c.downcast_ref::<sockit::udp::UdpError>(), Some(sockit::udp::UdpError::Net(n)) if net(n))
-            || matches!(c.downcast_ref::<sockit::lookup::LookupError>(), Some(sockit::lookup::LookupError::Resolve(n)) if net(n))
-            || matches!(c.downcast_ref::<sockit::bench::client::BenchError>(), Some(sockit::bench::client::BenchError::Net(n)) if net(n))
-            || matches!(
-                c.downcast_ref::<sockit::transfer::TransferError>(),
-                Some(sockit::transfer::TransferError::Usage(_))
-            )
-            || matches!(c.downcast_ref::<sockit::transfer::TransferError>(), Some(sockit::transfer::TransferError::Net(n)) if net(n))
-    })
-}
-
-/// Whether the error is, somewhere in its chain, a broken pipe.
-fn broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// Whether stdout is a pipe whose reader has gone (poll reports an error on it).

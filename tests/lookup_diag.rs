@@ -160,74 +160,31 @@ fn bad_lookup_input_gets_the_documented_exit_code() {
 fn dns_queries_against_a_local_dnsmasq() {
     let Some(d) = dnsmasq() else { return };
     let server = format!("127.0.0.1:{}", d.port);
-    let f = run(
-        &["lookup", "host", "www.example.test", "--dns", &server],
-        b"",
-    );
+    let f = lookup_via(&server, "www.example.test", &[]);
     assert_eq!(f.code(), 0, "{}", f.stderr);
     assert!(
         out(&f).contains("A\t") && out(&f).contains("192.0.2.10"),
         "{}",
         out(&f)
     );
-    let f = run(
-        &[
-            "lookup",
-            "host",
-            "www.example.test",
-            "--dns",
-            &server,
-            "--type",
-            "AAAA",
-        ],
-        b"",
-    );
+    let f = lookup_via(&server, "www.example.test", &["--type", "AAAA"]);
     assert!(out(&f).contains("2001:db8::10"), "{}", out(&f));
-    let f = run(
-        &[
-            "lookup",
-            "host",
-            "example.test",
-            "--dns",
-            &server,
-            "--type",
-            "MX",
-            "--json",
-        ],
-        b"",
-    );
+    let f = lookup_via(&server, "example.test", &["--type", "MX", "--json"]);
     assert!(
         out(&f).contains("\"type\":\"MX\"") && out(&f).contains("10 mail.example.test."),
         "{}",
         out(&f)
     );
     // A missing name: NXDOMAIN is exit 1 with a message.
-    let f = run(
-        &["lookup", "host", "nope.example.test", "--dns", &server],
-        b"",
-    );
+    let f = lookup_via(&server, "nope.example.test", &[]);
     assert_eq!(f.code(), 1);
     assert!(f.stderr.contains("Non-Existent Domain"), "{}", f.stderr);
     // An answer too big for UDP comes back truncated; sockit asks again over TCP.
-    let f = run(
-        &[
-            "lookup",
-            "host",
-            "big.example.test",
-            "--dns",
-            &server,
-            "--type",
-            "TXT",
-        ],
-        b"",
-    );
+    let f = lookup_via(&server, "big.example.test", &["--type", "TXT"]);
     assert_eq!(f.code(), 0, "{}", f.stderr);
     assert_eq!(out(&f).matches(&"a".repeat(200)).count(), 3, "{}", out(&f));
     // --compare shows both sides.
-    let f = run(
-        &["lookup", "host", "localhost", "--dns", &server, "--compare"],
-        b"",
-    );
+    let f = lookup_via(&server, "localhost", &["--compare"]);
     assert!(
         out(&f).contains("system resolver: ") && out(&f).contains(&server),
         "{}",
@@ -241,18 +198,7 @@ fn a_dns_server_that_never_answers_times_out_on_time() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let server = silent.local_addr().unwrap().to_string();
     let t = Instant::now();
-    let f = run(
-        &[
-            "lookup",
-            "host",
-            "www.example.test",
-            "--dns",
-            &server,
-            "--timeout",
-            "0.6",
-        ],
-        b"",
-    );
+    let f = lookup_via(&server, "www.example.test", &["--timeout", "0.6"]);
     assert_eq!(f.code(), 1);
     assert!(f.stderr.contains("did not answer within"), "{}", f.stderr);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
@@ -365,46 +311,24 @@ fn scan_reports_exactly_the_three_open_ports() {
 fn dns_asks_for_a_and_aaaa_and_is_not_fooled_by_an_echo() {
     if let Some(d) = dnsmasq() {
         let server = format!("127.0.0.1:{}", d.port);
-        let f = run(
-            &["lookup", "host", "www.example.test", "--dns", &server],
-            b"",
-        );
+        let f = lookup_via(&server, "www.example.test", &[]);
         assert_eq!(f.code(), 0, "{}", f.stderr);
         assert!(out(&f).contains("192.0.2.10"), "{}", out(&f));
         assert!(out(&f).contains("2001:db8::10"), "{}", out(&f));
-        let f = run(
-            &["lookup", "host", "www.example.test", "--dns", &server, "-4"],
-            b"",
-        );
+        let f = lookup_via(&server, "www.example.test", &["-4"]);
         assert!(!out(&f).contains("2001:db8::10"), "{}", out(&f));
         d.proc.kill();
     }
     // A UDP echo server sends our own query back: that is no answer.
     let echo = sockit_noinput(&["udp", "listen", "127.0.0.1:0", "--echo"]);
     let server = echo.listening().to_string();
-    let f = run(
-        &[
-            "lookup",
-            "host",
-            "www.example.test",
-            "--dns",
-            &server,
-            "--timeout",
-            "1",
-        ],
-        b"",
-    );
+    let f = lookup_via(&server, "www.example.test", &["--timeout", "1"]);
     assert_eq!(f.code(), 1, "{}", f.stderr);
     assert!(f.stderr.contains("not a DNS server"), "{}", f.stderr);
     assert!(!f.stderr.contains("has no A record"), "{}", f.stderr);
     echo.kill();
     // Record types it does not know, and --type without --dns, are usage errors.
-    let f = run(
-        &[
-            "lookup", "host", "x.test", "--dns", &server, "--type", "SRV",
-        ],
-        b"",
-    );
+    let f = lookup_via(&server, "x.test", &["--type", "SRV"]);
     assert_eq!(f.code(), 2, "{}", f.stderr);
     let f = run(&["lookup", "host", "localhost", "--type", "A"], b"");
     assert_eq!(f.code(), 2, "{}", f.stderr);

@@ -20,6 +20,9 @@ pub enum BenchError {
     /// Connecting failed.
     #[error(transparent)]
     Net(#[from] net::NetError),
+    /// Reaching the server (directly or through `--proxy`) failed.
+    #[error(transparent)]
+    Dial(#[from] crate::dial::DialError),
     /// The server refused the test.
     #[error("the bench server refused: {0}")]
     Refused(String),
@@ -32,6 +35,19 @@ pub enum BenchError {
     /// The peer answered the hello with something else, or not at all.
     #[error("{0} is not a sockit bench server (start one with `sockit bench server`)")]
     NotBench(String),
+}
+
+impl crate::error::Failure for BenchError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            BenchError::Net(e) => e.kind(),
+            BenchError::Dial(e) => e.kind(),
+            BenchError::Tls(e) => e.kind(),
+            BenchError::Refused(_) | BenchError::Lost(_) | BenchError::NotBench(_) => {
+                crate::error::Kind::Runtime
+            }
+        }
+    }
 }
 
 /// How long a bench server may take to answer the hello: it answers at
@@ -163,14 +179,16 @@ fn open(
     } else {
         o.host.clone()
     };
-    let tcp = net::connect(
+    let tcp = crate::dial::connect(
         &target,
         addr.port(),
-        &ConnectOptions {
-            timeout: Some(Duration::from_secs(10)),
-            nodelay: true,
+        &crate::dial::DialOptions {
+            connect: ConnectOptions {
+                timeout: Some(Duration::from_secs(10)),
+                nodelay: true,
+                ..ConnectOptions::default()
+            },
             proxies: o.proxies.clone(),
-            ..ConnectOptions::default()
         },
     )?;
     let host = if o.host.is_empty() {

@@ -88,7 +88,7 @@ impl AccessArgs {
 
 impl ServerSecArgs {
     /// The TLS configuration, printing its fingerprint, or `None` for plain text.
-    pub(crate) fn tls(&self) -> anyhow::Result<Option<sockit::tls::ServerTls>> {
+    pub(crate) fn tls(&self) -> super::Result<Option<sockit::tls::ServerTls>> {
         let t = self.tls_config()?;
         if let Some(t) = &t {
             eprintln!("{}", t.banner);
@@ -97,7 +97,7 @@ impl ServerSecArgs {
     }
 
     /// The TLS configuration without printing it.
-    pub(crate) fn tls_config(&self) -> anyhow::Result<Option<sockit::tls::ServerTls>> {
+    pub(crate) fn tls_config(&self) -> super::Result<Option<sockit::tls::ServerTls>> {
         if !self.tls {
             return Ok(None);
         }

@@ -93,7 +93,7 @@ pub(crate) struct BenchClientCli {
 
 impl BenchCmd {
     /// Runs the subcommand.
-    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> super::Result<ExitCode> {
         match self {
             BenchCmd::Server {
                 listen,
@@ -106,7 +106,7 @@ impl BenchCmd {
 }
 
 /// `bench server`.
-fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> anyhow::Result<ExitCode> {
+fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> super::Result<ExitCode> {
     use sockit::bench::server::FixedUdp;
     sockit::net::raise_nofile_limit();
     let l = sockit::net::bind_tcp(&listen, Family::Any)?;
@@ -117,11 +117,11 @@ fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> anyhow
         Some(p) => {
             let at = std::net::SocketAddr::new(local.ip(), p);
             let f = FixedUdp::bind(at).map_err(|e| {
-                anyhow::anyhow!(
+                super::Fail::msg(format!(
                     "could not bind UDP {} for --udp-port ({})",
                     sockit::net::show_addr(at),
                     sockit::net::describe(&e)
-                )
+                ))
             })?;
             eprintln!("UDP tests on {}", sockit::net::show_addr(f.local_addr()?));
             Some(std::sync::Arc::new(f))
@@ -152,7 +152,7 @@ fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> anyhow
 }
 
 /// `bench client`.
-fn client(c: BenchClientCli) -> anyhow::Result<ExitCode> {
+fn client(c: BenchClientCli) -> super::Result<ExitCode> {
     use sockit::bench::proto::Mode as M;
     let (host, port) = host_port(&c.server, 5301).map_err(Usage)?;
     let proxies = c.proxy.chain()?;

@@ -63,7 +63,7 @@ pub(crate) struct ScanCli {
 }
 
 /// `ping`.
-pub(crate) fn ping(p: PingCli) -> anyhow::Result<ExitCode> {
+pub(crate) fn ping(p: PingCli) -> super::Result<ExitCode> {
     let opts = sockit::diag::PingOptions {
         count: p.count,
         interval: p.interval,
@@ -84,7 +84,7 @@ pub(crate) fn ping(p: PingCli) -> anyhow::Result<ExitCode> {
 }
 
 /// `scan`.
-pub(crate) fn scan(c: ScanCli) -> anyhow::Result<ExitCode> {
+pub(crate) fn scan(c: ScanCli) -> super::Result<ExitCode> {
     let ports = sockit::diag::parse_ports(&c.ports).map_err(Usage)?;
     let ip = sockit::net::resolve(&c.host, 0, Family::from_flags(c.v4, c.v6))?[0].ip();
     sockit::net::raise_nofile_limit();

@@ -185,7 +185,7 @@ fn parse_version(s: &str) -> Result<Version, String> {
 
 impl ForwardCli {
     /// Runs the relay until Ctrl-C (a server: exit 0).
-    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> super::Result<ExitCode> {
         let usage = |e: forward::ForwardError| Usage(e.to_string());
         let listen = forward::parse_listen(&self.listen).map_err(usage)?;
         let targets = forward::parse_targets(&self.targets).map_err(usage)?;
@@ -221,7 +221,7 @@ impl ForwardCli {
 
 /// Runs a relay on its own runtime until Ctrl-C (or, with `once`, until
 /// its one client is done).
-pub(crate) fn run_relay(opts: ForwardOptions) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_relay(opts: ForwardOptions) -> super::Result<ExitCode> {
     // A stream relay runs one single-threaded runtime per core (this
     // thread's and one per extra accept loop, see forward::run); the UDP
     // relay shares its session table across a pool of workers.

@@ -83,7 +83,7 @@ pub(crate) struct LookupHostCli {
 }
 
 /// Runs one `lookup` subcommand.
-pub(crate) fn run(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: LookupCmd) -> super::Result<ExitCode> {
     use sockit::lookup;
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -97,7 +97,7 @@ pub(crate) fn run(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
         }
         LookupCmd::Host(h) => {
             let family = Family::from_flags(h.v4, h.v6);
-            let system = || -> anyhow::Result<Vec<String>> {
+            let system = || -> super::Result<Vec<String>> {
                 Ok(lookup::host(&h.name, family)?
                     .iter()
                     .map(|a| a.to_string())
@@ -160,7 +160,10 @@ pub(crate) fn run(cmd: LookupCmd) -> anyhow::Result<ExitCode> {
                 }
             }
             if answers.is_empty() {
-                anyhow::bail!("{server} has no {rtype} record for {}", h.name);
+                return Err(super::Fail::msg(format!(
+                    "{server} has no {rtype} record for {}",
+                    h.name
+                )));
             }
         }
         LookupCmd::Addr { ip, json } => {

@@ -29,6 +29,7 @@ mod unix;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sockit::error::{Failure, Kind};
 
 /// A fast, safe TCP/UDP toolkit: chat, echo, pipe bytes, frame messages, UDP datagrams.
 #[derive(Parser)]
@@ -86,7 +87,7 @@ pub(crate) enum Cmd {
 }
 
 /// Runs one command; `verbose` is `-v` given at least once.
-pub(crate) fn run(cmd: Cmd, verbose: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: Cmd, verbose: bool) -> Result<ExitCode> {
     match cmd {
         Cmd::Tcp(c) => c.run(),
         Cmd::Udp(c) => c.run(verbose),
@@ -122,3 +123,50 @@ impl std::fmt::Display for Usage {
 }
 
 impl std::error::Error for Usage {}
+
+impl Failure for Usage {
+    fn kind(&self) -> Kind {
+        Kind::Usage
+    }
+}
+
+/// A command that failed: its sentence, and what kind of failure it is
+/// (the error said so itself; see [`sockit::error`]). `?` turns any
+/// library error into one, and only errors that say their kind can be.
+pub(crate) struct Fail {
+    kind: Kind,
+    err: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Fail {
+    /// A runtime failure the command itself words.
+    pub(crate) fn msg(text: String) -> Fail {
+        Fail {
+            kind: Kind::Runtime,
+            err: text.into(),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+}
+
+impl<E: Failure> From<E> for Fail {
+    fn from(e: E) -> Fail {
+        Fail {
+            kind: e.kind(),
+            err: Box::new(e),
+        }
+    }
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.err.fmt(f)
+    }
+}
+
+/// What a command returns: its exit code, or how it failed.
+pub(crate) type Result<T> = std::result::Result<T, Fail>;

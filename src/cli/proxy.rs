@@ -58,7 +58,7 @@ pub(crate) struct ProxyCli {
 }
 
 impl ProxyCli {
-    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> super::Result<ExitCode> {
         let bind: BindAddr = if self.addr.bytes().all(|b| b.is_ascii_digit()) {
             format!("127.0.0.1:{}", self.addr)
         } else {
@@ -94,7 +94,7 @@ impl ProxyCli {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (events, writer) = sockit::forward::events::Events::start(self.json);
+        let (events, writer) = sockit::listener::events::Events::start(self.json);
         rt.block_on(async move {
             l.set_nonblocking(true)?;
             let stop = tokio_util::sync::CancellationToken::new();
@@ -111,7 +111,7 @@ impl ProxyCli {
                 sockit::text::counted(sum.tunnels, "tunnel", "tunnels"),
                 sum.refused
             );
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, super::Fail>(())
         })?;
         if let Some(w) = writer {
             let _ = w.join();

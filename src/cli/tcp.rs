@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use sockit::dial::DialOptions;
 use sockit::forward;
 use sockit::net::{BindAddr, ConnectOptions, Family};
-use sockit::tcp::pipe::{Outcome, PipeOptions};
-use sockit::tcp::server::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
+use sockit::peers::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
+use sockit::session::{Outcome, PipeOptions};
 use sockit::text::MAX_LINE;
 
 use super::args::{ClientSecArgs, ProxyArgs, ServerSecArgs, TextArgs};
@@ -169,7 +170,7 @@ impl ServeArgs {
     pub(crate) fn exec_relay(
         &self,
         listen: forward::Listen,
-    ) -> anyhow::Result<Option<forward::ForwardOptions>> {
+    ) -> super::Result<Option<forward::ForwardOptions>> {
         let program = match (&self.exec, &self.sh) {
             (Some(e), _) => sockit::relay::child::parse_exec(e),
             (None, Some(s)) => sockit::relay::child::parse_sh(s),
@@ -188,7 +189,7 @@ impl ServeArgs {
 
 impl TcpCmd {
     /// Runs the subcommand.
-    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> super::Result<ExitCode> {
         match self {
             TcpCmd::Connect(c) => connect(c),
             TcpCmd::Listen(l) => listen(l),
@@ -197,12 +198,14 @@ impl TcpCmd {
 }
 
 /// `tcp connect`.
-fn connect(c: ConnectCli) -> anyhow::Result<ExitCode> {
-    let copts = ConnectOptions {
-        family: Family::from_flags(c.v4, c.v6),
-        timeout: Some(c.timeout),
-        bind: c.bind,
-        nodelay: true,
+fn connect(c: ConnectCli) -> super::Result<ExitCode> {
+    let dopts = DialOptions {
+        connect: ConnectOptions {
+            family: Family::from_flags(c.v4, c.v6),
+            timeout: Some(c.timeout),
+            bind: c.bind,
+            nodelay: true,
+        },
         proxies: c.proxy.chain()?,
     };
     let popts = PipeOptions {
@@ -212,12 +215,12 @@ fn connect(c: ConnectCli) -> anyhow::Result<ExitCode> {
         plain_check: None,
         peer: None,
     };
-    let outcome = sockit::tcp::connect(&c.host, c.port, &copts, &popts, c.sec.tls().as_ref())?;
+    let outcome = sockit::tcp::connect(&c.host, c.port, &dopts, &popts, c.sec.tls().as_ref())?;
     Ok(outcome_code(outcome))
 }
 
 /// `tcp listen`, in every mode.
-fn listen(l: ListenCli) -> anyhow::Result<ExitCode> {
+fn listen(l: ListenCli) -> super::Result<ExitCode> {
     let family = Family::from_flags(l.v4, l.v6);
     if let Some(mut relay) = l.serve.exec_relay(forward::Listen::Tcp(l.addr.clone()))? {
         relay.family = family;

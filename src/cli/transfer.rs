@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use sockit::dial::DialOptions;
 use sockit::net::{BindAddr, ConnectOptions, Family};
 
 use super::args::{ClientSecArgs, ProxyArgs, ServerSecArgs};
@@ -118,24 +119,26 @@ pub(crate) fn transfer_connect(
     v4: bool,
     v6: bool,
     proxy: &ProxyArgs,
-) -> Result<ConnectOptions, super::Usage> {
-    Ok(ConnectOptions {
-        family: Family::from_flags(v4, v6),
-        timeout: Some(Duration::from_secs(10)),
-        bind: None,
-        nodelay: true,
+) -> Result<DialOptions, super::Usage> {
+    Ok(DialOptions {
+        connect: ConnectOptions {
+            family: Family::from_flags(v4, v6),
+            timeout: Some(Duration::from_secs(10)),
+            bind: None,
+            nodelay: true,
+        },
         proxies: proxy.chain()?,
     })
 }
 
 /// `serve`.
-pub(crate) fn serve(c: ServeCli) -> anyhow::Result<ExitCode> {
+pub(crate) fn serve(c: ServeCli) -> super::Result<ExitCode> {
     let root = sockit::transfer::paths::Root::new(&c.dir, c.hidden).map_err(|e| {
-        anyhow::anyhow!(
+        super::Fail::msg(format!(
             "cannot serve {} ({}); give an existing directory",
             c.dir.display(),
             sockit::net::describe(&e)
-        )
+        ))
     })?;
     // Bad certificate files fail before anything is bound.
     let tls = c.sec.tls_config()?;
@@ -165,7 +168,7 @@ pub(crate) fn serve(c: ServeCli) -> anyhow::Result<ExitCode> {
 }
 
 /// `get`, native or raw.
-pub(crate) fn get(c: GetCli) -> anyhow::Result<ExitCode> {
+pub(crate) fn get(c: GetCli) -> super::Result<ExitCode> {
     use sockit::transfer::{client, TransferError};
     let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
     let copts = transfer_connect(c.v4, c.v6, &c.proxy)?;
@@ -271,7 +274,7 @@ pub(crate) fn get(c: GetCli) -> anyhow::Result<ExitCode> {
 }
 
 /// `ls`.
-pub(crate) fn ls(c: LsCli) -> anyhow::Result<ExitCode> {
+pub(crate) fn ls(c: LsCli) -> super::Result<ExitCode> {
     let (host, port) = host_port(&c.server, 8080).map_err(Usage)?;
     let copts = transfer_connect(c.v4, c.v6, &c.proxy)?;
     let entries = sockit::transfer::client::ls(

@@ -111,7 +111,7 @@ pub(crate) const MAX_DATAGRAM: usize = 65_507;
 
 impl UdpCmd {
     /// Runs the subcommand; `verbose` shows each datagram's sender.
-    pub(crate) fn run(self, verbose: bool) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self, verbose: bool) -> super::Result<ExitCode> {
         match self {
             UdpCmd::Send(u) => send(u, verbose),
             UdpCmd::Listen(u) => listen(u, verbose),
@@ -120,7 +120,7 @@ impl UdpCmd {
 }
 
 /// `udp send`.
-fn send(u: UdpSendCli, verbose: bool) -> anyhow::Result<ExitCode> {
+fn send(u: UdpSendCli, verbose: bool) -> super::Result<ExitCode> {
     let opts = sockit::udp::SendOptions {
         family: Family::from_flags(u.v4, u.v6),
         bind: u.bind,
@@ -138,7 +138,12 @@ fn send(u: UdpSendCli, verbose: bool) -> anyhow::Result<ExitCode> {
         let mut data = Vec::new();
         std::io::Read::take(sockit::console::Stdin, MAX_DATAGRAM as u64 + 1)
             .read_to_end(&mut data)
-            .map_err(|e| anyhow::anyhow!("could not read stdin ({})", sockit::net::describe(&e)))?;
+            .map_err(|e| {
+                super::Fail::msg(format!(
+                    "could not read stdin ({})",
+                    sockit::net::describe(&e)
+                ))
+            })?;
         if data.len() > MAX_DATAGRAM {
             return Err(Usage(format!(
                 "stdin holds more than {MAX_DATAGRAM} bytes, the most one UDP datagram can carry"
@@ -155,19 +160,19 @@ fn send(u: UdpSendCli, verbose: bool) -> anyhow::Result<ExitCode> {
     let summary = sockit::udp::send(&u.host, u.port, msgs, &opts, Box::new(std::io::stdout()))?;
     if let Some(n) = u.count_replies {
         if summary.replies < n {
-            anyhow::bail!(
+            return Err(super::Fail::msg(format!(
                 "only {} of the {} asked for by --count-replies arrived within {} s; raise --wait if the server is slow",
                 summary.replies,
                 sockit::text::counted(n, "reply", "replies"),
                 wait.as_secs_f64()
-            );
+            )));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `udp listen`.
-fn listen(u: UdpListenCli, verbose: bool) -> anyhow::Result<ExitCode> {
+fn listen(u: UdpListenCli, verbose: bool) -> super::Result<ExitCode> {
     let opts = sockit::udp::ListenOptions {
         bind: u.addr,
         family: Family::from_flags(u.v4, u.v6),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use sockit::forward;
-use sockit::tcp::pipe::PipeOptions;
+use sockit::session::PipeOptions;
 use sockit::unix::UnixAddr;
 
 use super::args::TextArgs;
@@ -65,7 +65,7 @@ pub(crate) struct ListenCli {
 
 impl UnixCmd {
     /// Runs the subcommand.
-    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> super::Result<ExitCode> {
         match self {
             UnixCmd::Connect(c) => {
                 let addr = UnixAddr::parse(&c.path).map_err(|e| Usage(e.to_string()))?;
@@ -92,7 +92,7 @@ impl UnixCmd {
                     },
                     sockit::net::Family::Any,
                 );
-                let o = sockit::unix::listen_cmd(&addr, &opts)?;
+                let o = sockit::unix::listen_cmd(&addr, opts.mode, &opts.server, &opts.pipe)?;
                 Ok(outcome_code(o))
             }
         }

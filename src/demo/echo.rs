@@ -7,10 +7,9 @@ pub(super) fn echo_step() -> StepResult {
     runtime()?.block_on(async {
         let (listener, addr) = loopback_listener()?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();
         let srv = tokio::spawn(server::serve(
-            listener,
+            crate::listener::Bound::Tcp(listener),
             ServerOptions {
                 mode: Mode::Echo,
                 ..ServerOptions::default()

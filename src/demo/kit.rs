@@ -131,7 +131,7 @@ pub(super) async fn start_server(
 > {
     let (listener, addr) = loopback_listener()?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let h = tokio::spawn(server::serve(listener, opts, console, stop.clone()));
+    let bound = crate::listener::Bound::Tcp(listener);
+    let h = tokio::spawn(server::serve(bound, opts, console, stop.clone()));
     Ok((addr, h))
 }

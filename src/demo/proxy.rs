@@ -61,10 +61,12 @@ fn proxy_tour(tmp: &std::path::Path) -> StepResult {
     let get = |proxy: ProxyUrl, name: &str| {
         let opts = client::GetOptions {
             dir: Some(dl.clone()),
-            connect: ConnectOptions {
-                timeout: Some(STEP_TIMEOUT),
+            connect: crate::dial::DialOptions {
+                connect: ConnectOptions {
+                    timeout: Some(STEP_TIMEOUT),
+                    ..ConnectOptions::default()
+                },
                 proxies: vec![proxy],
-                ..ConnectOptions::default()
             },
             ..client::GetOptions::default()
         };

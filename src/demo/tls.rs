@@ -66,9 +66,12 @@ pub(super) fn tls_tour(tmp: &std::path::Path) -> StepResult {
     let known = tmp.join("known_hosts");
     let opts = client::GetOptions {
         dir: Some(dl.clone()),
-        connect: ConnectOptions {
-            timeout: Some(STEP_TIMEOUT),
-            ..ConnectOptions::default()
+        connect: crate::dial::DialOptions {
+            connect: ConnectOptions {
+                timeout: Some(STEP_TIMEOUT),
+                ..ConnectOptions::default()
+            },
+            proxies: Vec::new(),
         },
         tls: Some(ClientTlsOptions {
             tofu: true,

@@ -71,9 +71,12 @@ pub(super) fn transfer_tour(tmp: &std::path::Path) -> StepResult {
     )];
     let opts = client::GetOptions {
         dir: Some(dl.clone()),
-        connect: ConnectOptions {
-            timeout: Some(STEP_TIMEOUT),
-            ..ConnectOptions::default()
+        connect: crate::dial::DialOptions {
+            connect: ConnectOptions {
+                timeout: Some(STEP_TIMEOUT),
+                ..ConnectOptions::default()
+            },
+            proxies: Vec::new(),
         },
         ..client::GetOptions::default()
     };

@@ -15,8 +15,8 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{self, Events};
 use super::{ForwardError, ForwardOptions, ForwardSummary, Listen, TargetKind, DEFAULT_UDP_IDLE};
+use crate::listener::events::{self, Events};
 use crate::net::{self, describe, show_addr};
 use crate::relay::fault::Chaos;
 use crate::udp::batch::RecvBatch;

@@ -31,7 +31,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-use super::server::DestPolicy;
+use super::guard::DestPolicy;
 use super::socks::{self, Dest, UDP_HEADER_MAX};
 use crate::net::{describe, show_addr, unmap};
 

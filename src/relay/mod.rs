@@ -24,7 +24,9 @@
 //!   [`Extras`] carries a session's end rules: it may end with one side's
 //!   stream, and only one side's bytes may count against the idle timeout.
 //!
-//! Files: `splice` (the zero-copy path and its pipe pool), [`child`] (a
+//! Files: `endpoint` (what a pump joins), `copy` (the userspace path:
+//! stages, faults, the reset watcher), `splice` (the zero-copy path and
+//! its pipe pool), [`child`] (a
 //! program per connection as an endpoint), [`threaded`] (stdin and stdout,
 //! or any reader and writer, on threads; stdin to a socket on one thread),
 //! [`proxy_header`] (the PROXY protocol header, pure), [`fault`] (what
@@ -33,122 +35,29 @@
 //! connect`/`listen` all run through here.
 
 pub mod child;
+mod copy;
+mod endpoint;
 pub mod fault;
 pub mod proxy_header;
 mod splice;
 pub mod threaded;
 
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+pub use endpoint::Endpoint;
 pub use splice::PipePool;
 
 /// Buffer per direction for the userspace path.
 const COPY_BUF: usize = 64 * 1024;
 
-/// One end of a relay.
-pub enum Endpoint {
-    /// A plain TCP socket.
-    Tcp(TcpStream),
-    /// A plain Unix stream socket.
-    Unix(UnixStream),
-    /// TLS we accepted (the listener's `--tls`).
-    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    /// TLS we started (a `tls:` target).
-    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    /// A child process: its stdout is read, its stdin written.
-    Child(Box<child::ChildIo>),
-    /// Blocking I/O on threads: stdio, or a reader and a writer.
-    Threaded(Box<threaded::Threaded>),
-}
-
-impl Endpoint {
-    fn sock(&self) -> Option<splice::Sock<'_>> {
-        match self {
-            Endpoint::Tcp(s) => Some(splice::Sock::Tcp(s)),
-            Endpoint::Unix(s) => Some(splice::Sock::Unix(s)),
-            _ => None,
-        }
-    }
-
-    /// Arms a reset: the socket underneath sends RST when closed.
-    pub fn reset(&self) {
-        match self {
-            Endpoint::Tcp(s) => crate::net::arm_reset(s),
-            Endpoint::Unix(_) | Endpoint::Child(_) | Endpoint::Threaded(_) => {}
-            Endpoint::TlsServer(s) => crate::net::arm_reset(s.get_ref().0),
-            Endpoint::TlsClient(s) => crate::net::arm_reset(s.get_ref().0),
-        }
-    }
-
-    /// The socket underneath, for watching it for a reset.
-    fn raw_socket(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        match self {
-            Endpoint::Tcp(s) => Some(s.as_raw_fd()),
-            Endpoint::Unix(s) => Some(s.as_raw_fd()),
-            Endpoint::TlsServer(s) => Some(s.get_ref().0.as_raw_fd()),
-            Endpoint::TlsClient(s) => Some(s.get_ref().0.as_raw_fd()),
-            Endpoint::Child(_) | Endpoint::Threaded(_) => None,
-        }
-    }
-
-    /// The child behind this endpoint, if it is one.
-    pub fn child(&mut self) -> Option<&mut child::ChildIo> {
-        match self {
-            Endpoint::Child(c) => Some(c),
-            _ => None,
-        }
-    }
-}
-
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            Endpoint::Tcp($s) => $e,
-            Endpoint::Unix($s) => $e,
-            Endpoint::TlsServer($s) => $e,
-            Endpoint::TlsClient($s) => $e,
-            Endpoint::Child($s) => $e,
-            Endpoint::Threaded($s) => $e,
-        }
-    };
-}
-
-impl AsyncRead for Endpoint {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Endpoint {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_write(cx, data))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_shutdown(cx))
-    }
-}
+/// How long an emptied splice pipe waits in the pool before it is closed
+/// (a server trims its [`PipePool`] this often).
+pub const PIPE_IDLE: Duration = Duration::from_secs(5);
 
 /// One of the two ends of a relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,30 +130,6 @@ pub struct Extras {
     /// to (for a log line).
     pub on_eof: Option<Box<dyn Fn(Side, bool) + Send + Sync>>,
 }
-
-/// A direction ended by a quit word.
-#[derive(Debug)]
-struct QuitWord;
-
-impl std::fmt::Display for QuitWord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("quit word")
-    }
-}
-
-impl std::error::Error for QuitWord {}
-
-/// A direction ended by a fault's byte limit.
-#[derive(Debug)]
-struct FaultEnd(fault::Limit, u64);
-
-impl std::fmt::Display for FaultEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} after {} bytes", self.0, self.1)
-    }
-}
-
-impl std::error::Error for FaultEnd {}
 
 /// What a pump moved, and how it ended.
 #[derive(Debug)]
@@ -374,7 +259,7 @@ pub async fn pump_with(
         (Some(sa), Some(sb), None) => {
             Box::pin(pump_splice(sa, sb, &meter, idle, stop, pipes)).await
         }
-        (_, _, extras) => Box::pin(pump_copy(a, b, &meter, idle, stop, extras)).await,
+        (_, _, extras) => Box::pin(copy::pump_copy(a, b, &meter, idle, stop, extras)).await,
     };
     match end {
         End::Done => {}
@@ -480,175 +365,6 @@ async fn splice_one(
     }
 }
 
-/// The first of two watched sockets to report an error.
-async fn watched_either(a: &Watch, b: &Watch) -> (Side, io::Error) {
-    tokio::select! {
-        e = a.broken() => (Side::A, e),
-        e = b.broken() => (Side::B, e),
-    }
-}
-
-/// Both directions through userspace buffers (TLS, a child process,
-/// stdio), with the [`Extras`]' stages and faults.
-async fn pump_copy(
-    a: &mut Endpoint,
-    b: &mut Endpoint,
-    meter: &Meter,
-    idle: Option<Duration>,
-    stop: &CancellationToken,
-    extras: Option<Box<Extras>>,
-) -> End {
-    // A side whose peer resets is noticed even while both copies wait on
-    // the other side (a child that does not read, say).
-    let wa = Watch::new(a.raw_socket());
-    let wb = Watch::new(b.raw_socket());
-    let (a_child, b_child) = (a.child().is_some(), b.child().is_some());
-    let mut x = extras.map(|x| *x).unwrap_or_default();
-    // Stdin that is a file or a pipe goes to a plain socket on a thread of
-    // its own, without the hop through the pump.
-    let stdin_fd = match (&mut *a, b.sock(), &x.up, &x.faults) {
-        (Endpoint::Threaded(t), Some(_), None, None) => t.take_stdin_fd(),
-        _ => None,
-    };
-    let b_fd = b.raw_socket();
-    let (ar, aw) = tokio::io::split(&mut *a);
-    let (br, bw) = tokio::io::split(&mut *b);
-    let (mut up, mut down) = match x.faults.take() {
-        Some(f) => {
-            let f = *f;
-            (Some(f.up), Some(f.down))
-        }
-        None => (None, None),
-    };
-    let buf = x.buf.unwrap_or(COPY_BUF);
-    let up_dir = Dir {
-        to_child: b_child,
-        faults: up.as_mut().map(|(f, r)| (&*f, r)),
-        stage: x.up.as_deref_mut(),
-        buf,
-    };
-    let down_dir = Dir {
-        to_child: a_child,
-        faults: down.as_mut().map(|(f, r)| (&*f, r)),
-        stage: x.down.as_deref_mut(),
-        buf,
-    };
-    let a_to_b: Pin<Box<dyn std::future::Future<Output = Copied> + Send + '_>> =
-        match (stdin_fd, b_fd) {
-            (Some(fd), Some(sock)) => Box::pin(stdin_up(fd, sock, meter)),
-            _ => Box::pin(copy(ar, bw, Side::A, meter, up_dir)),
-        };
-    let b_to_a = copy(br, aw, Side::B, meter, down_dir);
-    tokio::select! {
-        r = both(a_to_b, b_to_a, x.ends_with) => match r {
-            Ok(()) => End::Done,
-            Err((side, e)) => match e.get_ref() {
-                Some(i) if i.is::<QuitWord>() => End::Quit(side),
-                Some(i) => match i.downcast_ref::<FaultEnd>() {
-                    Some(FaultEnd(limit, n)) => End::Fault(*limit, side, *n),
-                    None => End::Failed(side, e),
-                },
-                None => End::Failed(side, e),
-            },
-        },
-        (side, e) = watched_either(&wa, &wb) => End::Failed(side, e),
-        _ = meter.idle(idle) => End::Idle,
-        _ = stop.cancelled() => End::Stopped,
-    }
-}
-
-/// What one direction's copy comes to.
-type Copied = Result<(), (Side, io::Error)>;
-
-/// What one direction of a userspace copy writes to, and suffers.
-struct Dir<'f> {
-    /// Its destination is a child's stdin.
-    to_child: bool,
-    faults: Option<(&'f fault::DirFaults, &'f mut fault::Rand)>,
-    stage: Option<&'f mut (dyn Stage + 'static)>,
-    buf: usize,
-}
-
-/// Both directions until both have ended (or `ends_with`'s has), or one
-/// fails.
-async fn both<U, D>(up: U, down: D, ends_with: Option<Side>) -> Copied
-where
-    U: std::future::Future<Output = Copied>,
-    D: std::future::Future<Output = Copied>,
-{
-    tokio::pin!(up, down);
-    let (mut up_done, mut down_done) = (false, false);
-    while !(up_done && down_done) {
-        tokio::select! {
-            r = &mut up, if !up_done => {
-                r?;
-                up_done = true;
-                if ends_with == Some(Side::A) {
-                    break;
-                }
-            }
-            r = &mut down, if !down_done => {
-                r?;
-                down_done = true;
-                if ends_with == Some(Side::B) {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Stdin (a pipe or a file) to a plain socket on a thread of its own (see
-/// [`threaded::send_fd`]); the socket is half-closed at the end.
-async fn stdin_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Meter) -> Copied {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-    /// When the pump is done with the thread (or it is done): the bytes
-    /// it moved are counted, and it is told to stop.
-    struct Done<'m> {
-        meter: &'m Meter,
-        moved: Arc<AtomicU64>,
-        stop: Arc<AtomicBool>,
-    }
-    impl Drop for Done<'_> {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            let n = self.moved.load(Ordering::Relaxed);
-            self.meter
-                .moved(Side::A, usize::try_from(n).unwrap_or(usize::MAX));
-        }
-    }
-    let done = Done {
-        meter,
-        moved: Arc::new(AtomicU64::new(0)),
-        stop: Arc::new(AtomicBool::new(false)),
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (m, st) = (done.moved.clone(), done.stop.clone());
-    let spawned = std::thread::Builder::new()
-        .name("sockit-stdin".into())
-        .spawn(move || {
-            let _ = tx.send(threaded::send_fd(fd, sock, &m, &st));
-        });
-    if let Err(e) = spawned {
-        return Err((Side::A, io::Error::other(threaded::InputFailed(e))));
-    }
-    let r = rx.await;
-    drop(done);
-    match r {
-        Ok(Ok(())) => {
-            meter.eof(Side::A);
-            Ok(())
-        }
-        Ok(Err(e)) if e.get_ref().is_some_and(|i| i.is::<threaded::InputFailed>()) => {
-            Err((Side::A, e))
-        }
-        Ok(Err(e)) => Err((Side::B, e)),
-        Err(_) => Err((Side::A, io::Error::other("the sending thread stopped"))),
-    }
-}
-
 /// The side a splice fault belongs to, for a direction reading `from`.
 fn fault(f: splice::Fault, from: Side) -> (Side, io::Error) {
     let other = if from == Side::A { Side::B } else { Side::A };
@@ -658,177 +374,10 @@ fn fault(f: splice::Fault, from: Side) -> (Side, io::Error) {
     }
 }
 
-/// Watches a socket that the copies cannot reach (it is borrowed by
-/// them) for an error: a duplicate descriptor registered for error events
-/// only.
-struct Watch(Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>);
-
-impl Watch {
-    fn new(fd: Option<std::os::fd::RawFd>) -> Watch {
-        use std::os::fd::FromRawFd;
-        let dup = fd.and_then(|fd| {
-            // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor we own.
-            let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-            // SAFETY: `d` is fresh and owned only here.
-            (d >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(d) })
-        });
-        Watch(dup.and_then(|d| {
-            // SAFETY: the OwnedFd is open, owned by the AsyncFd, and its
-            // descriptor never changes.
-            unsafe {
-                tokio::io::unix::AsyncFd::register_with_interest(d, tokio::io::Interest::ERROR)
-            }
-            .ok()
-        }))
-    }
-
-    /// Resolves with the socket's error once it has one (never without a
-    /// socket).
-    async fn broken(&self) -> io::Error {
-        let Some(fd) = &self.0 else {
-            return std::future::pending().await;
-        };
-        loop {
-            match fd.ready(tokio::io::Interest::ERROR).await {
-                Ok(mut g) => match socket2::SockRef::from(fd.get_ref()).take_error() {
-                    Ok(Some(e)) => return e,
-                    _ => g.clear_ready(),
-                },
-                Err(e) => return e,
-            }
-        }
-    }
-}
-
-/// One direction through a userspace buffer: read, write all, and on end
-/// of stream shut the writer down. A TLS peer that closes without
-/// close_notify counts as an end of stream.
-///
-/// With faults, each chunk waits out the delay and the rate, goes on in
-/// slices, and the first byte limit ends the direction: a reset or a close
-/// (an error carrying [`FaultEnd`]) or a stall (nothing more, ever).
-async fn copy<R, W>(
-    mut r: R,
-    mut w: W,
-    from: Side,
-    meter: &Meter,
-    dir: Dir<'_>,
-) -> Result<(), (Side, io::Error)>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let to = if from == Side::A { Side::B } else { Side::A };
-    let mut buf = vec![0u8; dir.buf];
-    let mut stage = dir.stage;
-    let mut staged = bytes::BytesMut::new();
-    // Without faults: no limits, no waits, one piece per chunk.
-    let mut unused = fault::Rand::new(0);
-    let (f, rng) = match dir.faults {
-        Some((f, rng)) => (f, rng),
-        None => (&fault::DirFaults::NONE, &mut unused),
-    };
-    let limit = f.limit();
-    let started = Instant::now();
-    let mut sent = 0u64;
-    loop {
-        let mut want = buf.len();
-        if let Some(rate) = f.rate {
-            // A twentieth of a second's worth at a time: the cap is smooth.
-            want = want.min(usize::try_from((rate / 20).max(1)).unwrap_or(usize::MAX));
-        }
-        if let Some((n, how)) = limit {
-            let left = n.saturating_sub(sent);
-            if left == 0 {
-                return limit_reached(how, n, from).await;
-            }
-            want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
-        }
-        let n = match r.read(&mut buf[..want]).await {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err((from, e)),
-        };
-        let mut flow = Flow::More;
-        let data: &[u8] = match stage.as_deref_mut() {
-            Some(st) => {
-                staged.clear();
-                flow = st
-                    .feed(&buf[..n], n == 0, &mut staged)
-                    .map_err(|e| (from, e))?;
-                if flow == Flow::Pass {
-                    &buf[..n]
-                } else {
-                    &staged
-                }
-            }
-            None => &buf[..n],
-        };
-        let at_end = n == 0;
-        if let (Some((d, j)), false) = (f.delay, data.is_empty()) {
-            tokio::time::sleep(rng.jittered(d, j)).await;
-        }
-        let n = data.len();
-        let mut off = 0;
-        while off < n {
-            let piece = match f.slice {
-                Some((lo, hi)) => rng.size(lo, hi).min(n - off),
-                None => n - off,
-            };
-            match w.write_all(&data[off..off + piece]).await {
-                Ok(()) => {}
-                // A child that closed its stdin: nothing more can go to it.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && dir.to_child => {
-                    meter.eof(from);
-                    return Ok(());
-                }
-                Err(e) => return Err((to, e)),
-            }
-            if let Err(e) = w.flush().await {
-                return Err((to, e));
-            }
-            off += piece;
-            sent += piece as u64;
-            meter.moved(from, piece);
-            if let Some(rate) = f.rate {
-                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-                let so_far = started.elapsed();
-                if due > so_far {
-                    tokio::time::sleep(due - so_far).await;
-                }
-            }
-            if off < n {
-                if let Some(d) = f.slice_delay {
-                    tokio::time::sleep(d).await;
-                }
-            }
-        }
-        if flow == Flow::Quit {
-            return Err((from, io::Error::other(QuitWord)));
-        }
-        if at_end {
-            meter.eof(from);
-            if let Some(d) = f.slow_close {
-                tokio::time::sleep(d).await;
-            }
-            let _ = w.shutdown().await;
-            return Ok(());
-        }
-    }
-}
-
-/// A fault's byte limit reached: a stall never returns, a reset or close
-/// ends the pump with a [`FaultEnd`].
-async fn limit_reached(how: fault::Limit, n: u64, from: Side) -> Result<(), (Side, io::Error)> {
-    if how == fault::Limit::Stall {
-        std::future::pending::<()>().await;
-    }
-    Err((from, io::Error::other(FaultEnd(how, n))))
-}
-
 #[cfg(test)]
 mod size_tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     /// Every held relay carries these futures: 8,000 idle connections cost
     /// what they add up to. A future passed by value into another async fn

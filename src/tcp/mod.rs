@@ -1,79 +1,29 @@
-//! TCP commands: `tcp connect` and `tcp listen`.
+//! TCP commands: `tcp connect` and `tcp listen`, a thin layer of TCP
+//! addresses over what every stream command shares:
+//! - [`crate::dial`] reaches the host, directly or through `--proxy`;
+//! - [`crate::session`] joins one connection to stdin and stdout;
+//! - [`crate::peers`] serves many peers (`-k`, `--echo`, `--upper`,
+//!   `--chat`) through [`crate::listener`]'s accept loop.
 //!
-//! - [`pipe`]: one session joined to stdin/stdout, full duplex, through
-//!   [`crate::relay`]'s pump (stages for text and frames, end rules).
-//! - [`server`]: the multi-peer listener (`-k`, `--echo`, `--upper`, `--chat`).
-//! - `room`: the member tasks of the hub and chat room behind `-k` and `--chat`.
-//! - `members`: the room's member table and bounded queues, a plain value.
-//! - `shared`: modes, options, shared state and peer errors, below both
-//!   `server` and `room` (accept -> peer task -> room -> queues; no circle).
-//! - [`wire`]: lines or frames for the multi-peer modes, free of I/O.
+//! What is TCP's own lives here: TLS on either side (the handshake on the
+//! session's one-thread runtime), `--allow`/`--deny` on the one-peer
+//! listener, and naming the target when a proxy stands between.
 
-mod members;
-pub mod pipe;
-mod room;
-pub mod server;
-mod shared;
-pub mod wire;
-
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::console::{stdin_lines, StdoutWriter};
-use crate::net::{self, announce_listening, show_addr, BindAddr, ConnectOptions, Family, NetError};
-use pipe::{Input, Link, Outcome, Output, PipeError, PipeOptions, Side};
-
 use crate::access::AccessList;
-use crate::tls::{self, ClientTls, ClientTlsOptions, ServerTls, TlsError};
-use server::{Console, Mode, ServerOptions};
+use crate::dial::{self, DialOptions};
+use crate::listener;
+use crate::net::{self, announce_listening, show_addr, BindAddr, Family};
+use crate::peers::{self, Mode, ServerOptions};
+use crate::session::{self, Input, Link, Outcome, Output, PipeOptions, Side, Sock};
+use crate::tls::{self, ClientTls, ClientTlsOptions, ServerTls};
 
-/// Errors from the TCP commands.
-#[derive(Debug, thiserror::Error)]
-pub enum TcpError {
-    /// Resolving, connecting or binding failed.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// The session failed.
-    #[error(transparent)]
-    Pipe(#[from] PipeError),
-    /// Accepting or running the server failed.
-    #[error("the listener failed ({0})")]
-    Listener(String),
-    /// TLS set-up, trust or handshake failed.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// Another failure, already one sentence.
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Runs the stdin/stdout session over a plain socket, checking that the
-/// peer does not speak TLS.
-pub(crate) fn run_plain(
-    stream: pipe::Sock,
-    popts: &PipeOptions,
-    side: Side,
-) -> Result<Outcome, TcpError> {
-    let mut popts = popts.clone();
-    // TLS bytes are refused only where they would land on a screen.
-    let side = match side {
-        Side::Server if !std::io::stdout().is_terminal() => Side::ServerRelay,
-        s => s,
-    };
-    popts.plain_check = Some(side);
-    Ok(pipe::run(
-        Link::Plain(stream),
-        Input::Stdin,
-        Output::Stdout,
-        &popts,
-    )?)
-}
+pub use crate::session::StreamError as TcpError;
 
 /// The runtime a TLS session's handshake and pump share.
 fn session_runtime() -> Result<tokio::runtime::Runtime, TcpError> {
-    pipe::runtime()
+    session::runtime()
         .map_err(|e| TcpError::Failed(format!("could not start ({})", net::describe(&e))))
 }
 
@@ -96,18 +46,18 @@ fn register(s: std::net::TcpStream) -> Result<tokio::net::TcpStream, TcpError> {
 pub fn connect(
     host: &str,
     port: u16,
-    copts: &ConnectOptions,
+    dopts: &DialOptions,
     popts: &PipeOptions,
     tls: Option<&ClientTlsOptions>,
 ) -> Result<Outcome, TcpError> {
-    let stream = net::connect(host, port, copts)?;
+    let stream = dial::connect(host, port, dopts)?;
     let mut popts = std::borrow::Cow::Borrowed(popts);
-    if let Some(last) = copts.proxies.last() {
+    if let Some(last) = dopts.proxies.last() {
         // The socket's peer is the first proxy; messages name the target.
         let target = crate::proxy::socks::Dest::Name(host.to_string(), port).to_string();
         tracing::info!(
             "connected to {target} through {} (last {last})",
-            crate::text::counted(copts.proxies.len() as u64, "proxy", "proxies")
+            crate::text::counted(dopts.proxies.len() as u64, "proxy", "proxies")
         );
         popts.to_mut().peer = Some(target);
     } else if let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) {
@@ -115,7 +65,7 @@ pub fn connect(
     }
     let popts = popts.as_ref();
     let Some(t) = tls else {
-        return run_plain(pipe::Sock::Tcp(stream), popts, Side::Client);
+        return session::run_stdio(Sock::Tcp(stream), popts, Side::Client);
     };
     let cfg = ClientTls::new(host, port, t)?;
     let rt = session_runtime()?;
@@ -128,8 +78,8 @@ pub fn connect(
         cfg.peer(),
         tls::describe_cipher(s.get_ref().1)
     );
-    let link = pipe::Link::TlsClient(Box::new(s));
-    Ok(pipe::run_on(
+    let link = Link::TlsClient(Box::new(s));
+    Ok(session::run_on(
         &rt,
         link,
         Input::Stdin,
@@ -176,67 +126,17 @@ pub fn listen(opts: &ListenOptions) -> Result<Outcome, TcpError> {
     let Some(mode) = opts.mode else {
         return serve_one(listener, opts);
     };
-    serve_many(
-        move || {
-            listener.set_nonblocking(true)?;
-            Ok(server::Listener::Tcp(tokio::net::TcpListener::from_std(
-                listener,
-            )?))
-        },
+    let listener_err = |e: std::io::Error| TcpError::Listener(net::describe(&e));
+    listener.set_nonblocking(true).map_err(listener_err)?;
+    let sopts = ServerOptions {
         mode,
-        opts,
-    )
-}
-
-/// Runs the multi-peer server (`-k`, `--echo`, `--upper`, `--chat`) on the
-/// listener `make` registers, until Ctrl-C or a quit word.
-pub(crate) fn serve_many(
-    make: impl FnOnce() -> std::io::Result<server::Listener>,
-    mode: Mode,
-    opts: &ListenOptions,
-) -> Result<Outcome, TcpError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| TcpError::Listener(net::describe(&e)))?;
-    let result = runtime.block_on(async move {
-        let listener = make().map_err(|e| TcpError::Listener(net::describe(&e)))?;
-        let shutdown = CancellationToken::new();
-        let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("interrupted; closing every connection");
-                on_signal.cancel();
-            }
-        });
-        let talks = matches!(mode, Mode::Hub | Mode::Chat);
-        let writer = talks.then(StdoutWriter::start);
-        let console = Console {
-            input: talks.then(|| stdin_lines(opts.server.max_line)),
-            output: writer.as_ref().map(|w| w.tx.clone()),
-        };
-        let sopts = ServerOptions {
-            tls: opts.tls.clone(),
-            handshake_timeout: opts.handshake_timeout,
-            access: opts.access.clone(),
-            ..opts.server.clone()
-        };
-        let res = server::serve(listener, sopts, console, shutdown).await;
-        if let Some(w) = writer {
-            tokio::task::spawn_blocking(move || w.join()).await.ok();
-        }
-        res.map_err(|e| TcpError::Listener(net::describe(&e)))
-    });
-    // Threads blocked on stdin must not keep the process alive.
-    runtime.shutdown_background();
-    result.map(|s| {
-        tracing::info!(
-            "served {}, refused {}",
-            crate::text::counted(s.accepted, "connection", "connections"),
-            s.refused
-        );
-        Outcome::PeerClosed
-    })
+        tls: opts.tls.clone(),
+        handshake_timeout: opts.handshake_timeout,
+        access: opts.access.clone(),
+        ..opts.server.clone()
+    };
+    peers::run_stdio(listener::Bound::Tcp(listener), sopts).map_err(listener_err)?;
+    Ok(Outcome::PeerClosed)
 }
 
 /// Accepts one peer, stops listening, and runs the session (`nc -l`).
@@ -262,7 +162,7 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
         let Some(t) = &opts.tls else {
             drop(listener);
             tracing::info!("connection from {}", show_addr(peer));
-            return run_plain(pipe::Sock::Tcp(stream), &opts.pipe, Side::Server);
+            return session::run_stdio(Sock::Tcp(stream), &opts.pipe, Side::Server);
         };
         let Some(rt) = rt.as_ref() else {
             continue;
@@ -279,8 +179,8 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
                     show_addr(peer),
                     tls::describe_cipher(s.get_ref().1)
                 );
-                let link = pipe::Link::TlsServer(Box::new(s));
-                return Ok(pipe::run_on(
+                let link = Link::TlsServer(Box::new(s));
+                return Ok(session::run_on(
                     rt,
                     link,
                     Input::Stdin,

@@ -88,6 +88,12 @@ pub enum TlsError {
     PlainClient(String),
 }
 
+impl crate::error::Failure for TlsError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Runtime
+    }
+}
+
 /// The crypto provider every configuration uses.
 ///
 /// AES-128-GCM comes first within each protocol version: it is as safe in

@@ -48,6 +48,9 @@ pub enum TransferError {
     /// Resolving, connecting or binding failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// Reaching the server (directly or through `--proxy`) failed.
+    #[error(transparent)]
+    Dial(#[from] crate::dial::DialError),
     /// Local or socket I/O failed.
     #[error("could not {what} ({reason})")]
     Io {
@@ -162,4 +165,33 @@ pub enum TransferError {
     /// TLS set-up, trust or handshake failed.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+}
+
+impl crate::error::Failure for TransferError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            TransferError::Net(e) => e.kind(),
+            TransferError::Dial(e) => e.kind(),
+            TransferError::Tls(e) => e.kind(),
+            TransferError::Usage(_) => Kind::Usage,
+            // Ctrl-C: what arrived is kept, and the command says so.
+            TransferError::Stopped { .. } => Kind::Interrupted,
+            TransferError::OutputClosed => Kind::OutputClosed,
+            TransferError::Io { .. }
+            | TransferError::Refused { .. }
+            | TransferError::NotSockit { .. }
+            | TransferError::TimedOut { .. }
+            | TransferError::Locked { .. }
+            | TransferError::Local { .. }
+            | TransferError::SomeFailed { .. }
+            | TransferError::StdoutMismatch { .. }
+            | TransferError::Protocol(_)
+            | TransferError::HashMismatch { .. }
+            | TransferError::Exists { .. }
+            | TransferError::Interrupted { .. }
+            | TransferError::Unsafe { .. }
+            | TransferError::Empty { .. } => Kind::Runtime,
+        }
+    }
 }

@@ -7,11 +7,13 @@
 import os
 import pty
 import re
-import select
 import signal
 import socket
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'util'))
+from ptyio import drain, read_some  # noqa: E402
 
 
 def main():
@@ -32,12 +34,7 @@ def main():
 
     def pump(t=0.05):
         nonlocal shown
-        r, _, _ = select.select([fd], [], [], t)
-        if r:
-            try:
-                shown += os.read(fd, 4096)
-            except OSError:
-                pass
+        shown += read_some(fd, t) or b''
 
     line = ' '.join([sockit] + args) + ' > %s 2> %s &\n' % (out, err)
     os.write(fd, line.encode())
@@ -75,17 +72,7 @@ def main():
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     # What the shell printed before it exited may still be unread.
-    while True:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if not r:
-            break
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        shown += data
+    shown += drain(fd)
     sys.stdout.write(shown.decode('utf-8', 'replace'))
     sys.stdout.write('\nOUT=%s\n' % open(out, 'rb').read().decode('utf-8', 'replace'))
 

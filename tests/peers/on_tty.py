@@ -5,10 +5,12 @@
 # usage: on_tty.py [--answer ANSWER PROMPT] CMD [ARGS...]
 import os
 import pty
-import select
 import signal
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'util'))
+from ptyio import read_some  # noqa: E402
 
 
 def main():
@@ -22,13 +24,9 @@ def main():
     seen = b''
     deadline = time.time() + 20
     while time.time() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.5)
-        if not r:
+        data = read_some(fd, 0.5)
+        if data is None:
             continue
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
         if not data:
             break
         sys.stdout.buffer.write(data)

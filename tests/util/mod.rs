@@ -206,6 +206,25 @@ pub fn sockit_io(args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
     spawn(Command::new(bin()).args(args), stdin, Some(stdout))
 }
 
+/// A `tcp listen 127.0.0.1:0` writing to `server_out`, and a `tcp
+/// connect` to it reading `client_in`: both run to their end, and what
+/// each left is returned (client first).
+pub fn tcp_through(client_in: Stdio, server_out: Stdio) -> (Finished, Finished) {
+    let server = sockit_io(&["tcp", "listen", "127.0.0.1:0"], Stdio::null(), server_out);
+    let addr = server.listening();
+    let (host, port) = (addr.ip().to_string(), addr.port().to_string());
+    let client = sockit_io(&["tcp", "connect", &host, &port], client_in, Stdio::null());
+    (client.finish(), server.finish())
+}
+
+/// `sockit lookup host NAME --dns SERVER EXTRA…`: a query to a DNS server
+/// of the test's own on loopback (the name goes nowhere else).
+pub fn lookup_via(server: &str, name: &str, extra: &[&str]) -> Finished {
+    let mut args = vec!["lookup", "host", name, "--dns", server];
+    args.extend_from_slice(extra);
+    run(&args, b"")
+}
+
 /// Starts any command; `stdout: None` captures it.
 pub fn spawn(cmd: &mut Command, stdin: Stdio, stdout: Option<Stdio>) -> Proc {
     let piped_out = stdout.is_none();

@@ -8,11 +8,11 @@ use super::*;
 pub(crate) fn open_stream(
     host: &str,
     port: u16,
-    copts: &ConnectOptions,
+    copts: &DialOptions,
     tls: Option<&ClientTlsOptions>,
     timeout: Duration,
 ) -> Result<(Stream, String), TransferError> {
-    let tcp = net::connect(host, port, copts)?;
+    let tcp = crate::dial::connect(host, port, copts)?;
     let server = tcp
         .peer_addr()
         .map(net::show_addr)
@@ -58,7 +58,7 @@ impl Conn {
     pub(crate) fn open(
         host: &str,
         port: u16,
-        copts: &ConnectOptions,
+        copts: &DialOptions,
         tls: Option<&ClientTlsOptions>,
         timeout: Duration,
     ) -> Result<Conn, TransferError> {

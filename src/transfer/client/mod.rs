@@ -18,8 +18,9 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::paths::{base_name, safe_name};
 use super::proto::{EntryKind, Request, Response, MAGIC, MAX_RESPONSE};
 use super::TransferError;
+use crate::dial::DialOptions;
 use crate::frame::FrameCodec;
-use crate::net::{self, describe, ConnectOptions};
+use crate::net::{self, describe};
 
 mod conn;
 mod file;
@@ -42,7 +43,7 @@ pub struct GetOptions {
     /// Fetch directory trees.
     pub recursive: bool,
     /// Connect options.
-    pub connect: ConnectOptions,
+    pub connect: DialOptions,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
     /// `--tls`: how to trust the server.
@@ -451,7 +452,7 @@ pub fn ls(
     host: &str,
     port: u16,
     path: &str,
-    copts: &ConnectOptions,
+    copts: &DialOptions,
     tls: Option<&ClientTlsOptions>,
     timeout: Option<Duration>,
 ) -> Result<Vec<Entry>, TransferError> {
@@ -479,7 +480,7 @@ pub fn get_raw(
     port: u16,
     name: &str,
     target: &Path,
-    copts: &ConnectOptions,
+    copts: &DialOptions,
     tls: Option<&ClientTlsOptions>,
     timeout: Option<Duration>,
 ) -> Result<Fetched, TransferError> {

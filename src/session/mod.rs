@@ -1,13 +1,14 @@
-//! One session joined to an input and an output, full duplex: what
-//! `tcp connect`, the single-peer `tcp listen` and `unix connect`/`listen`
-//! run.
+//! One session: a stream joined to an input and an output, full duplex.
+//! It is what `tcp connect`, the single-peer `tcp listen` and `unix
+//! connect`/`listen` run, and it does not care which kind of stream it
+//! holds: TCP, a Unix socket, or TLS over TCP.
 //!
 //! The bytes move through [`crate::relay::pump_with`], the same pump as
 //! `forward`'s: the input and output are a threaded endpoint (stdin and
 //! stdout may be terminals or files, which cannot be polled), the
-//! connection is a socket or a blocking TLS session. What is particular to
-//! a session lives here, as stages and end rules the pump applies:
-//! - text options and framing are [`Stage`]s, one per direction;
+//! connection is a socket or a TLS session. What is particular to a
+//! session lives here, as stages and end rules the pump applies:
+//! - text options and framing are [`Stage`]s, one per direction (`stages`);
 //! - the first bytes received are checked for TLS on a plain connection;
 //! - a person at a terminal leaves when the peer does; scripted input is
 //!   delivered in full, then the kernel's send queue is watched until the
@@ -18,22 +19,81 @@
 //! Without text options bytes pass through untouched, with zero-copy
 //! `splice` when stdin is a pipe; a file goes to the socket on one thread.
 
-use std::io::{self, Read, Write};
+mod stages;
+
+use std::io::{self, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{FrameCodec, FrameError};
-use crate::net::describe;
+use crate::frame::FrameError;
+use crate::net::{describe, NetError};
 use crate::relay::threaded::{InputFailed, OutputFailed, Threaded};
-use crate::relay::{self, End, Endpoint, Flow, Stage};
-use crate::text::{next_line, TextOptions, MAX_LINE};
+use crate::relay::{self, End, Endpoint, Stage};
+use crate::text::TextOptions;
+use crate::tls::TlsError;
+use stages::{check_plain, RecvText, SendText};
+
+/// Errors from the stream commands (`tcp` and `unix`, connect and listen).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Resolving, connecting or binding failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Reaching the destination (directly or through `--proxy`) failed.
+    #[error(transparent)]
+    Dial(#[from] crate::dial::DialError),
+    /// The session failed.
+    #[error(transparent)]
+    Pipe(#[from] PipeError),
+    /// Accepting or running the server failed.
+    #[error("the listener failed ({0})")]
+    Listener(String),
+    /// TLS set-up, trust or handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Another failure, already one sentence.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl crate::error::Failure for StreamError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            StreamError::Net(e) => e.kind(),
+            StreamError::Dial(e) => e.kind(),
+            StreamError::Pipe(e) => e.kind(),
+            StreamError::Tls(e) => e.kind(),
+            StreamError::Listener(_) | StreamError::Failed(_) => crate::error::Kind::Runtime,
+        }
+    }
+}
+
+/// Runs the session between stdin/stdout and a plain socket, checking
+/// that the peer does not speak TLS where its bytes would land on a
+/// screen.
+///
+/// # Errors
+/// The session's error.
+pub fn run_stdio(stream: Sock, popts: &PipeOptions, side: Side) -> Result<Outcome, StreamError> {
+    let mut popts = popts.clone();
+    // TLS bytes are refused only where they would land on a screen.
+    let side = match side {
+        Side::Server if !std::io::stdout().is_terminal() => Side::ServerRelay,
+        s => s,
+    };
+    popts.plain_check = Some(side);
+    Ok(run(
+        Link::Plain(stream),
+        Input::Stdin,
+        Output::Stdout,
+        &popts,
+    )?)
+}
 
 /// The copy buffer for each direction. Large enough that syscall overhead
 /// vanishes at loopback speeds, small enough for a flat RSS.
@@ -127,6 +187,14 @@ pub enum PipeError {
     Frame(#[from] FrameError),
 }
 
+impl crate::error::Failure for PipeError {
+    fn kind(&self) -> crate::error::Kind {
+        // Every ending a session reports as an error is a runtime failure;
+        // a closed stdout is an Outcome, not an error.
+        crate::error::Kind::Runtime
+    }
+}
+
 /// A connected stream socket a session can run over: TCP or Unix.
 pub enum Sock {
     /// TCP.
@@ -168,7 +236,7 @@ impl Sock {
                 .peer_addr()
                 .map(crate::net::show_addr)
                 .unwrap_or_else(|_| "the peer".into()),
-            Sock::Unix(s) => crate::unix::peer_name(s),
+            Sock::Unix(s) => crate::net::unix::peer_name(s),
         }
     }
 }
@@ -527,233 +595,5 @@ fn confirm_delivery(stream: &Sock) -> Result<(), String> {
     match stream.take_error() {
         Ok(Some(e)) => Err(describe(&e)),
         _ => Ok(()),
-    }
-}
-
-/// A stage's error, for the pump to carry.
-fn stage_err(e: impl Into<PipeError>) -> io::Error {
-    io::Error::other(e.into())
-}
-
-/// The sending direction's stage: lines with their quit words, line
-/// endings and encoding, or frames.
-struct SendText {
-    text: TextOptions,
-    codec: Option<FrameCodec>,
-    /// One byte over the frame limit, so a line that does not fit shows up
-    /// as a piece longer than the limit.
-    max_line: usize,
-    pending: BytesMut,
-}
-
-impl SendText {
-    fn new(opts: &PipeOptions) -> SendText {
-        SendText {
-            text: opts.text.clone(),
-            codec: opts.frame.map(FrameCodec::new),
-            max_line: opts.frame.map(|m| m.saturating_add(1)).unwrap_or(MAX_LINE),
-            pending: BytesMut::new(),
-        }
-    }
-}
-
-impl Stage for SendText {
-    fn feed(&mut self, data: &[u8], eof: bool, out: &mut BytesMut) -> io::Result<Flow> {
-        self.pending.extend_from_slice(data);
-        while let Some(line) = next_line(&mut self.pending, self.max_line, eof) {
-            let quit = line.ended && self.text.is_quit(&line.data);
-            if let Some(codec) = self.codec.as_mut() {
-                if line.data.len() >= self.max_line {
-                    return Err(stage_err(FrameError::LineTooLong {
-                        max: self.max_line - 1,
-                    }));
-                }
-                codec
-                    .encode(&self.text.outgoing_piece(&line.data)[..], out)
-                    .map_err(stage_err)?;
-            } else if line.ended {
-                self.text.write_line(&line.data, out);
-            } else {
-                out.extend_from_slice(&self.text.outgoing_piece(&line.data));
-            }
-            if quit {
-                return Ok(Flow::Quit);
-            }
-        }
-        Ok(Flow::More)
-    }
-}
-
-/// The receiving direction's stage: the TLS check on the first bytes, then
-/// lines or frames decoded for the screen, with their quit words.
-struct RecvText {
-    text: TextOptions,
-    codec: Option<FrameCodec>,
-    line_mode: bool,
-    first: Option<Side>,
-    peer: String,
-    pending: BytesMut,
-}
-
-impl RecvText {
-    fn new(opts: &PipeOptions, peer: &str, line_mode: bool) -> RecvText {
-        RecvText {
-            text: opts.text.clone(),
-            codec: opts.frame.map(FrameCodec::new),
-            line_mode,
-            first: opts.plain_check,
-            peer: peer.to_string(),
-            pending: BytesMut::new(),
-        }
-    }
-}
-
-impl Stage for RecvText {
-    fn feed(&mut self, data: &[u8], eof: bool, out: &mut BytesMut) -> io::Result<Flow> {
-        if let Some(side) = self.first.take() {
-            check_plain(side, data, &self.peer).map_err(stage_err)?;
-        }
-        if !self.line_mode {
-            return Ok(Flow::Pass);
-        }
-        self.pending.extend_from_slice(data);
-        if let Some(codec) = self.codec.as_mut() {
-            loop {
-                let frame = if eof {
-                    codec.decode_eof(&mut self.pending)
-                } else {
-                    codec.decode(&mut self.pending)
-                };
-                let Some(frame) = frame.map_err(stage_err)? else {
-                    break;
-                };
-                let text = self.text.incoming(&frame);
-                if self.text.is_quit(&text) {
-                    return Ok(Flow::Quit);
-                }
-                out.extend_from_slice(&crate::text::escape_line(&text));
-                out.extend_from_slice(b"\n");
-            }
-        } else {
-            while let Some(line) = next_line(&mut self.pending, MAX_LINE, eof) {
-                let text = self.text.incoming(&line.data);
-                if line.ended && self.text.is_quit(&text) {
-                    return Ok(Flow::Quit);
-                }
-                out.extend_from_slice(&text);
-                if line.ended {
-                    out.extend_from_slice(b"\n");
-                }
-            }
-        }
-        Ok(Flow::More)
-    }
-}
-
-/// The first bytes on a plain connection must not be TLS, unless they are
-/// being relayed.
-fn check_plain(side: Side, first: &[u8], peer: &str) -> Result<(), PipeError> {
-    let who = peer;
-    match side {
-        Side::Client if crate::tls::looks_like_tls_alert(first) => Err(PipeError::Mismatch(
-            format!("the server at {who} speaks TLS; add --tls"),
-        )),
-        Side::Server if crate::tls::looks_like_client_hello(first) => Err(PipeError::Mismatch(
-            format!("{who} is speaking TLS to this plain listener; listen with --tls"),
-        )),
-        Side::ServerRelay if crate::tls::looks_like_client_hello(first) => {
-            tracing::warn!(
-                "{who} is speaking TLS to this plain listener; passing its bytes on unchanged \
-                 (listen with --tls to decrypt them here)"
-            );
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts(quit: &[&str], crlf: bool, frame: Option<usize>) -> PipeOptions {
-        PipeOptions {
-            text: TextOptions {
-                quit: quit.iter().map(|s| s.to_string()).collect(),
-                crlf,
-                encoding: None,
-            },
-            frame,
-            ..PipeOptions::default()
-        }
-    }
-
-    /// Feeds `chunks` then the end, and returns what came out and the flow
-    /// of the last call.
-    fn run_stage(st: &mut dyn Stage, chunks: &[&[u8]]) -> (Vec<u8>, Flow) {
-        let mut out = BytesMut::new();
-        for c in chunks {
-            match st.feed(c, false, &mut out).unwrap() {
-                Flow::More => {}
-                Flow::Pass => out.extend_from_slice(c),
-                Flow::Quit => return (out.to_vec(), Flow::Quit),
-            }
-        }
-        let f = st.feed(&[], true, &mut out).unwrap();
-        (out.to_vec(), f)
-    }
-
-    #[test]
-    fn sending_lines_split_across_reads_get_crlf_and_a_partial_tail() {
-        let mut st = SendText::new(&opts(&[], true, None));
-        let (out, flow) = run_stage(&mut st, &[b"on", b"e\ntw", b"o\nta", b"il"]);
-        assert_eq!(out, b"one\r\ntwo\r\ntail");
-        assert_eq!(flow, Flow::More);
-    }
-
-    #[test]
-    fn a_quit_word_is_sent_and_ends_the_direction() {
-        let mut st = SendText::new(&opts(&["bye"], false, None));
-        let (out, flow) = run_stage(&mut st, &[b"hi\nbye\nnot sent\n"]);
-        assert_eq!(out, b"hi\nbye\n");
-        assert_eq!(flow, Flow::Quit);
-        // Received, the quit word itself is not printed.
-        let mut st = RecvText::new(&opts(&["bye"], false, None), "peer", true);
-        let (out, flow) = run_stage(&mut st, &[b"hi\nby", b"e\nlater\n"]);
-        assert_eq!(out, b"hi\n");
-        assert_eq!(flow, Flow::Quit);
-    }
-
-    #[test]
-    fn frames_round_trip_and_an_oversized_line_is_refused() {
-        let o = opts(&[], false, Some(16));
-        let mut send = SendText::new(&o);
-        let (wire, _) = run_stage(&mut send, &[b"a\nbc\n"]);
-        assert_eq!(wire, b"\0\0\0\x01a\0\0\0\x02bc");
-        let mut recv = RecvText::new(&o, "peer", true);
-        // One byte at a time: frames are whole however the wire cuts them.
-        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
-        let (text, _) = run_stage(&mut recv, &bytes);
-        assert_eq!(text, b"a\nbc\n");
-        let mut send = SendText::new(&o);
-        let mut out = BytesMut::new();
-        let e = send.feed(&[b'x'; 40], true, &mut out).unwrap_err();
-        assert!(e.to_string().contains("16"), "{e}");
-    }
-
-    #[test]
-    fn raw_mode_passes_bytes_and_still_checks_the_first_ones() {
-        let mut o = opts(&[], false, None);
-        o.plain_check = Some(Side::Client);
-        let mut st = RecvText::new(&o, "127.0.0.1:443", false);
-        let mut out = BytesMut::new();
-        assert_eq!(st.feed(b"hello", false, &mut out).unwrap(), Flow::Pass);
-        assert!(out.is_empty());
-        let mut st = RecvText::new(&o, "127.0.0.1:443", false);
-        // A TLS alert record as the first reply: the server speaks TLS.
-        let e = st
-            .feed(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46], false, &mut out)
-            .unwrap_err();
-        assert!(e.to_string().contains("speaks TLS"), "{e}");
     }
 }

@@ -1,6 +1,20 @@
-//! The multi-peer TCP listener: `-k` (hub), `--echo`, `--upper` and
-//! `--chat`. One task per peer, a semaphore for `--max-conns`, an idle
-//! timeout per peer, and a cancellation token for shutdown.
+//! The many-peer server behind `tcp listen` and `unix listen` with `-k`
+//! (hub), `--echo`, `--upper` and `--chat`, over any stream: TCP, a Unix
+//! socket, or TLS over TCP. Clients come from [`crate::listener`]'s accept
+//! loop (`--max-conns`, `--allow`/`--deny`); each peer gets a task, an
+//! idle timeout and the server's cancellation token.
+//!
+//! Files: this one (dispatch to a mode, the echo and transform loops),
+//! `room` (the member tasks of the hub and the chat room), `members` (the
+//! room's member table and bounded queues, a plain value), `shared`
+//! (modes, options, shared state and peer errors, below `room` and this
+//! file: accept -> peer task -> room -> queues; no circle), [`wire`]
+//! (lines or frames, free of I/O).
+
+mod members;
+mod room;
+mod shared;
+pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,20 +23,22 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::console::{stdin_lines, StdoutWriter};
+use crate::listener::{self, Bound, Busy, Client, Handler, Rules, Stream};
 use crate::net::show_addr;
-use crate::tcp::members::Room;
-use crate::tcp::room::{self, PeerReader};
-use crate::tcp::shared::{with_idle, Shared};
-pub use crate::tcp::shared::{Mode, PeerError, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
-use crate::tcp::wire::Item;
 use crate::text::{to_upper_in, Line};
 use crate::tls::ServerTls;
+use members::Room;
+use room::PeerReader;
+use shared::{with_idle, Shared};
+pub use shared::{Mode, PeerError, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
+use wire::Item;
 
 /// Read size for the line and frame modes.
 const READ_CHUNK: usize = 16 * 1024;
@@ -41,55 +57,38 @@ pub struct Console {
 pub struct ServeSummary {
     /// Peers accepted and served.
     pub accepted: u64,
-    /// Peers refused by `--max-conns`.
+    /// Peers refused by `--allow`/`--deny` or `--max-conns`.
     pub refused: u64,
 }
 
-/// What the multi-peer server listens on.
-pub enum Listener {
-    /// TCP (`tcp listen`).
-    Tcp(TcpListener),
-    /// A Unix stream socket (`unix listen`).
-    Unix(UnixListener),
-}
-
-impl From<TcpListener> for Listener {
-    fn from(l: TcpListener) -> Listener {
-        Listener::Tcp(l)
-    }
-}
-
-/// One accepted peer.
-enum Conn {
-    Tcp(TcpStream, SocketAddr),
-    Unix(UnixStream, String),
-}
-
-impl Listener {
-    async fn accept(&self) -> io::Result<Conn> {
-        match self {
-            Listener::Tcp(l) => l.accept().await.map(|(s, a)| Conn::Tcp(s, a)),
-            Listener::Unix(l) => l.accept().await.map(|(s, _)| {
-                let name = crate::unix::peer_name(&s);
-                Conn::Unix(s, name)
-            }),
-        }
-    }
-}
-
-/// Serves peers on `listener` until `shutdown` is cancelled (or, in hub and
-/// chat modes, a quit word is typed on the console).
+/// Serves peers on `bound` (a non-blocking listener) until `shutdown` is
+/// cancelled (or, in hub and chat modes, a quit word is typed on the
+/// console).
 ///
 /// # Errors
-/// None today; the signature leaves room for fatal listener errors.
+/// When the listener cannot be registered on this runtime.
 pub async fn serve(
-    listener: impl Into<Listener>,
+    bound: Bound,
     opts: ServerOptions,
     console: Console,
     shutdown: CancellationToken,
 ) -> io::Result<ServeSummary> {
-    let limit = opts.max_conns;
-    let sem = limit.map(|n| Arc::new(Semaphore::new(n)));
+    let rules = Rules {
+        // One accept loop on this runtime: the peers' tasks spread over
+        // its threads, and the room's state is shared between them.
+        loops: 1,
+        name: "sockit-listen",
+        max_conns: opts.max_conns,
+        access: opts.access.clone(),
+        once: false,
+        want_local: false,
+        busy: Busy {
+            verb: "serving",
+            one: "peer",
+            many: "peers",
+        },
+        tick: None,
+    };
     let shared = Arc::new(Shared {
         room: Room::new(opts.peer_queue_bytes),
         opts,
@@ -102,107 +101,100 @@ pub async fn serve(
             tracker.spawn(room::console_task(shared.clone(), input));
         }
     }
-    let mut summary = ServeSummary::default();
-    let listener: Listener = listener.into();
-    let mut trouble = crate::net::AcceptTrouble::default();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        let conn = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors and the like: back off briefly
-                // instead of spinning, and keep serving the peers we have.
-                trouble.failed(&e);
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(crate::net::AcceptTrouble::BACKOFF) => continue,
-                }
-            }
-        };
-        let (stream, peer) = match conn {
-            Conn::Tcp(s, a) => (s, a),
-            Conn::Unix(s, name) => {
-                let Some(permit) = admit(&sem, &mut summary, limit, || name.clone()) else {
-                    continue;
-                };
-                summary.accepted += 1;
-                let shared = shared.clone();
-                tracker.spawn(async move {
-                    let _permit = permit;
-                    tracing::info!("connection from {name}");
-                    match handle_unix_peer(&shared, s, name.clone()).await {
-                        Ok(()) => tracing::info!("{name} disconnected"),
-                        Err(e) => tracing::warn!("{name}: {e}"),
-                    }
-                });
-                continue;
-            }
-        };
-        if let Err(why) = shared.opts.access.check(peer.ip()) {
-            summary.refused += 1;
-            tracing::warn!("refused {}: {why}", show_addr(peer));
-            crate::net::arm_reset(&stream);
-            drop(stream);
-            continue;
-        }
-        let Some(permit) = admit(&sem, &mut summary, limit, || show_addr(peer)) else {
-            crate::net::arm_reset(&stream);
-            continue;
-        };
-        summary.accepted += 1;
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            let peer_s = show_addr(peer);
-            let res = match &shared.opts.tls {
-                None => {
-                    tracing::info!("connection from {peer_s}");
-                    handle_peer(&shared, stream, peer).await
-                }
-                // Boxed, so a plain peer's task does not carry the size of
-                // a TLS session (the 15,000-connection figure depends on it).
-                Some(tls) => match Box::pin(tls_session(&shared, tls, stream, peer)).await {
-                    Some(r) => r,
-                    None => return,
-                },
-            };
-            match res {
-                Ok(()) => tracing::info!("{peer_s} disconnected"),
-                Err(e) => tracing::warn!("{peer_s}: {e}"),
-            }
-        });
-    }
-    drop(listener);
+    let server = Arc::new(Server(shared));
+    let s = listener::run(bound, rules, server, shutdown.clone()).await;
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;
-    Ok(summary)
+    let s = s?;
+    Ok(ServeSummary {
+        accepted: s.admitted,
+        refused: s.refused,
+    })
 }
 
-/// A `--max-conns` slot for a peer, or `None` when the server is full (the
-/// refusal is counted and logged; the caller closes the peer).
-fn admit(
-    sem: &Option<Arc<Semaphore>>,
-    summary: &mut ServeSummary,
-    limit: Option<usize>,
-    name: impl FnOnce() -> String,
-) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
-    let Some(s) = sem else { return Some(None) };
-    match s.clone().try_acquire_owned() {
-        Ok(p) => Some(Some(p)),
-        Err(_) => {
-            summary.refused += 1;
-            tracing::warn!(
-                "refused {}: already serving {} (--max-conns)",
-                name(),
-                crate::text::counted(limit.unwrap_or(0) as u64, "peer", "peers")
-            );
-            None
+/// [`serve`] for the commands: on a runtime of its own, with Ctrl-C, and
+/// stdin and stdout as the console in the hub and chat modes. Logs what
+/// it served when it ends.
+///
+/// # Errors
+/// The runtime or the listener could not start.
+pub fn run_stdio(bound: Bound, opts: ServerOptions) -> io::Result<ServeSummary> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("interrupted; closing every connection");
+                on_signal.cancel();
+            }
+        });
+        let talks = matches!(opts.mode, Mode::Hub | Mode::Chat);
+        let writer = talks.then(StdoutWriter::start);
+        let console = Console {
+            input: talks.then(|| stdin_lines(opts.max_line)),
+            output: writer.as_ref().map(|w| w.tx.clone()),
+        };
+        let res = serve(bound, opts, console, shutdown).await;
+        if let Some(w) = writer {
+            tokio::task::spawn_blocking(move || w.join()).await.ok();
+        }
+        res
+    });
+    // Threads blocked on stdin must not keep the process alive.
+    runtime.shutdown_background();
+    let s = result?;
+    tracing::info!(
+        "served {}, refused {}",
+        crate::text::counted(s.accepted, "connection", "connections"),
+        s.refused
+    );
+    Ok(s)
+}
+
+/// The listener's handler: each admitted client becomes a peer task.
+struct Server(Arc<Shared>);
+
+impl Handler for Server {
+    async fn serve(self: Arc<Self>, c: Client) {
+        let shared = &self.0;
+        let name = c.peer.name;
+        let stream = match c.conn.register() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "{name}: could not take the connection on ({})",
+                    crate::net::describe(&e)
+                );
+                return;
+            }
+        };
+        let res = match (stream, c.peer.addr) {
+            (Stream::Unix(s), _) => {
+                tracing::info!("connection from {name}");
+                handle_unix_peer(shared, s, name.clone()).await
+            }
+            (Stream::Tcp(s), Some(peer)) => match &shared.opts.tls {
+                None => {
+                    tracing::info!("connection from {name}");
+                    handle_peer(shared, s, peer).await
+                }
+                // Boxed, so a plain peer's task does not carry the size
+                // of a TLS session (the 15,000-connection figure
+                // depends on it).
+                Some(tls) => match Box::pin(tls_session(shared, tls, s, peer)).await {
+                    Some(r) => r,
+                    None => return,
+                },
+            },
+            (Stream::Tcp(_), None) => return,
+        };
+        match res {
+            Ok(()) => tracing::info!("{name} disconnected"),
+            Err(e) => tracing::warn!("{name}: {e}"),
         }
     }
 }

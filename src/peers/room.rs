@@ -1,6 +1,6 @@
 //! The room behind `-k` (hub) and `--chat`: each member's reader and writer
 //! tasks, the chat commands, and the console task, over the member table in
-//! [`members`](super::members).
+//! `members`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::tcp::members::Joined;
-use crate::tcp::shared::{with_idle, Mode, PeerError, Shared};
-use crate::tcp::wire::Item;
+use super::members::Joined;
+use super::shared::{with_idle, Mode, PeerError, Shared};
+use super::wire::Item;
 use crate::text::Line;
 
 /// How long a stopping server waits for each member's last messages.

@@ -10,10 +10,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::members::Room;
+use super::wire::Wire;
 use crate::access::AccessList;
 use crate::frame::FrameError;
-use crate::tcp::members::Room;
-use crate::tcp::wire::Wire;
 use crate::text::{TextOptions, MAX_LINE};
 use crate::tls::ServerTls;
 
