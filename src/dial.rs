@@ -92,7 +92,7 @@ pub fn unix(addr: &UnixAddr, timeout: Duration) -> Result<std::os::unix::net::Un
 /// [`unix()`] on the current runtime.
 ///
 /// # Errors
-/// As [`unix`].
+/// As [`unix()`].
 pub async fn unix_async(
     addr: &UnixAddr,
     timeout: Duration,

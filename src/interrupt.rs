@@ -5,13 +5,11 @@
 //!
 //! The rule every command follows (README, "What every command shares"):
 //! a server, for which Ctrl-C is the way to stop, exits 0; any other command
-//! was cut short and exits 130, as a shell expects after SIGINT.
+//! was cut short and exits 130 ([`crate::error::Kind::Interrupted`]), as a
+//! shell expects after SIGINT.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// The exit status of a command that Ctrl-C cut short (128 + SIGINT).
-pub const EXIT_INTERRUPTED: u8 = crate::error::EXIT_INTERRUPTED;
 
 /// Set by the SIGINT handler.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

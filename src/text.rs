@@ -11,10 +11,9 @@ use bytes::{Bytes, BytesMut};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A text encoding used on the wire. The terminal side is always UTF-8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     /// UTF-8 (invalid bytes show as U+FFFD when decoding is asked for).
-    #[value(name = "utf-8", alias = "utf8")]
     Utf8,
     /// GBK, as seed 002 uses for file names (GB18030 decoder, GBK encoder).
     Gbk,

@@ -270,6 +270,18 @@ fn no_sibling_files_import_each_other_in_a_circle() {
 }
 
 #[test]
+fn nothing_below_the_command_line_knows_about_clap() {
+    for f in library_files() {
+        let code = code_of(&f);
+        assert!(
+            !code.contains("clap::") && !code.contains("use clap"),
+            "{} uses clap; flags belong in src/cli",
+            f.display()
+        );
+    }
+}
+
+#[test]
 fn the_reader_resolves_paths() {
     let me = vec![
         "proxy".to_string(),

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::proto::{Hello, Mode};
 use crate::frame::FrameCodec;
-use crate::net::{describe, show_addr};
+use crate::listener::{self, Bound, Busy, Client, Handler, Rules, Stream};
+use crate::net::describe;
 use crate::udp::batch::{RecvBatch, SendBatch};
 
 /// Largest control frame.
@@ -24,11 +24,16 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Extra time the server allows past a test's length before it cuts it.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Serves bench clients until `stop` is cancelled.
+/// Serves bench clients on `listener` (non-blocking) until `stop` is
+/// cancelled.
 ///
 /// # Errors
-/// None today; accept errors are logged and retried.
-pub async fn serve(listener: TcpListener, stop: CancellationToken) -> std::io::Result<()> {
+/// When the listener cannot be registered; accept errors are logged and
+/// retried.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     serve_with(listener, &ServerSecurity::default(), stop).await
 }
 
@@ -104,12 +109,16 @@ impl Drop for Lease {
     }
 }
 
-/// [`serve`] with TLS and access control.
+/// [`serve`] with TLS and access control. Clients come from
+/// [`crate::listener`]'s accept loop, one loop on this runtime: the tests
+/// spread over its threads. When `stop` is cancelled, the tests running
+/// are cut off at once.
 ///
 /// # Errors
-/// None today; accept errors are logged and retried.
+/// When the listener cannot be registered; accept errors are logged and
+/// retried.
 pub async fn serve_with(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     sec: &ServerSecurity,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
@@ -118,35 +127,55 @@ pub async fn serve_with(
     } else {
         sec.handshake_timeout
     };
-    let mut trouble = crate::net::AcceptTrouble::default();
-    loop {
-        let (s, peer) = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    trouble.failed(&e);
-                    tokio::time::sleep(crate::net::AcceptTrouble::BACKOFF).await;
-                    continue;
-                }
-            },
+    let rules = Rules {
+        loops: 1,
+        name: "sockit-bench",
+        max_conns: None,
+        access: sec.access.clone(),
+        once: false,
+        // Each test needs the address the client reached us at.
+        want_local: true,
+        busy: Busy {
+            verb: "serving",
+            one: "client",
+            many: "clients",
+        },
+        tick: None,
+    };
+    let server = Arc::new(Server {
+        tls: sec.tls.clone(),
+        deadline,
+        udp: sec.fixed_udp.clone(),
+        stop: stop.clone(),
+    });
+    listener::run(Bound::Tcp(listener), rules, server, stop).await?;
+    Ok(())
+}
+
+/// The listener's handler: one task per client, its tests one at a time.
+struct Server {
+    tls: Option<crate::tls::ServerTls>,
+    deadline: Duration,
+    udp: Option<Arc<FixedUdp>>,
+    stop: CancellationToken,
+}
+
+impl Handler for Server {
+    async fn serve(self: Arc<Self>, c: Client) {
+        let who = c.peer.name;
+        let (Some(peer), Some(local)) = (c.peer.addr, c.peer.local_addr) else {
+            return;
         };
-        if let Err(why) = sec.access.check(peer.ip()) {
-            tracing::warn!("refused {}: {why}", show_addr(peer));
-            crate::net::arm_reset(&s);
-            continue;
-        }
-        let _ = s.set_nodelay(true);
-        let tls = sec.tls.clone();
-        let udp = sec.fixed_udp.clone();
-        tokio::spawn(async move {
-            let who = show_addr(peer);
-            let local = match s.local_addr() {
-                Ok(a) => a,
-                Err(e) => return tracing::warn!("{who}: {}", io(e)),
-            };
-            let res = match tls {
-                None => client(s, local, udp).await,
+        let s = match c.conn.register() {
+            Ok(Stream::Tcp(s)) => s,
+            Ok(Stream::Unix(_)) => return,
+            Err(e) => return tracing::warn!("{who}: {}", io(e)),
+        };
+        let udp = self.udp.clone();
+        let (tls, deadline) = (self.tls.clone(), self.deadline);
+        let session = async move {
+            match tls {
+                None => Some(client(s, local, udp).await),
                 // Boxed: plain clients' tasks stay small (conns holds thousands).
                 Some(t) => {
                     let session = async move {
@@ -158,18 +187,19 @@ pub async fn serve_with(
                             }
                         }
                     };
-                    match Box::pin(session).await {
-                        Some(r) => r,
-                        None => return,
-                    }
+                    Box::pin(session).await
                 }
-            };
-            match res {
-                Ok(Some(line)) => tracing::warn!("{who}: {line}"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!("{who}: {e}"),
             }
-        });
+        };
+        let res = tokio::select! {
+            _ = self.stop.cancelled() => return,
+            r = session => r,
+        };
+        match res {
+            Some(Ok(Some(line))) => tracing::warn!("{who}: {line}"),
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => tracing::warn!("{who}: {e}"),
+        }
     }
 }
 

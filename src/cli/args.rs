@@ -10,6 +10,25 @@ use sockit::text::{Encoding, TextOptions};
 
 use super::parse::{parse_pin, parse_secs};
 
+/// `--encoding`: the wire encodings as the command line spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EncodingArg {
+    /// UTF-8 (invalid bytes show as U+FFFD when decoding is asked for).
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    /// GBK, as seed 002 uses for file names (GB18030 decoder, GBK encoder).
+    Gbk,
+}
+
+impl From<EncodingArg> for Encoding {
+    fn from(e: EncodingArg) -> Encoding {
+        match e {
+            EncodingArg::Utf8 => Encoding::Utf8,
+            EncodingArg::Gbk => Encoding::Gbk,
+        }
+    }
+}
+
 /// Options that change how text is cut and converted.
 #[derive(Args)]
 pub(crate) struct TextArgs {
@@ -21,7 +40,7 @@ pub(crate) struct TextArgs {
     pub(crate) crlf: bool,
     /// Text encoding on the wire (the terminal stays UTF-8).
     #[arg(long, value_enum, value_name = "ENC")]
-    pub(crate) encoding: Option<Encoding>,
+    pub(crate) encoding: Option<EncodingArg>,
     /// Length-prefixed messages: each stdin line is one message, each message one output line.
     #[arg(long)]
     pub(crate) frame: bool,
@@ -35,7 +54,7 @@ impl TextArgs {
         TextOptions {
             quit: self.quit.clone(),
             crlf: self.crlf,
-            encoding: self.encoding,
+            encoding: self.encoding.map(Encoding::from),
         }
     }
 

@@ -138,7 +138,6 @@ fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> super:
         .build()?;
     rt.block_on(async move {
         l.set_nonblocking(true)?;
-        let l = tokio::net::TcpListener::from_std(l)?;
         let stop = tokio_util::sync::CancellationToken::new();
         let s2 = stop.clone();
         tokio::spawn(async move {

@@ -75,7 +75,7 @@ pub(crate) fn ping(p: PingCli) -> super::Result<ExitCode> {
     let summary = sockit::diag::ping(&p.host, p.port, &opts, &mut out)?;
     writeln!(out, "--- {}", summary.line())?;
     Ok(if summary.interrupted {
-        ExitCode::from(sockit::interrupt::EXIT_INTERRUPTED)
+        ExitCode::from(sockit::error::Kind::Interrupted.exit_code())
     } else if summary.times().is_empty() {
         ExitCode::from(1)
     } else {

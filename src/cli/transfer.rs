@@ -264,11 +264,9 @@ pub(crate) fn get(c: GetCli) -> super::Result<ExitCode> {
         )?;
     }
     match outcome {
+        // A reader that closed our stdout took what it wanted.
         Ok(()) | Err(TransferError::OutputClosed) => Ok(ExitCode::SUCCESS),
-        Err(e @ TransferError::Stopped { .. }) => {
-            eprintln!("sockit: {e}");
-            Ok(ExitCode::from(sockit::interrupt::EXIT_INTERRUPTED))
-        }
+        // Ctrl-C (`Stopped`) is an interruption: exit 130, the .part kept.
         Err(e) => Err(e.into()),
     }
 }

@@ -11,9 +11,7 @@ pub(super) fn bench_step() -> StepResult {
     let rt = runtime()?;
     rt.spawn(async move {
         if listener.set_nonblocking(true).is_ok() {
-            if let Ok(l) = tokio::net::TcpListener::from_std(listener) {
-                let _ = bserver::serve(l, s2).await;
-            }
+            let _ = bserver::serve(listener, s2).await;
         }
     });
     let opts = |mode, len| client::ClientOptions {

@@ -22,8 +22,8 @@ pub(super) fn binary_step() -> StepResult {
     let h2 = hasher.clone();
     let server = std::thread::spawn(move || -> Result<Outcome, String> {
         let (s, _) = listener.accept().map_err(|e| e.to_string())?;
-        pipe::run(
-            pipe::Link::Plain(pipe::Sock::Tcp(s)),
+        session::run(
+            session::Link::Plain(session::Sock::Tcp(s)),
             Input::Reader(Box::new(io::empty())),
             Output::Writer(Box::new(HashWriter(h2))),
             &PipeOptions::default(),
@@ -32,8 +32,8 @@ pub(super) fn binary_step() -> StepResult {
     });
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    pipe::run(
-        pipe::Link::Plain(pipe::Sock::Tcp(stream)),
+    session::run(
+        session::Link::Plain(session::Sock::Tcp(stream)),
         Input::Reader(Box::new(io::Cursor::new(data))),
         Output::Writer(Box::new(io::sink())),
         &PipeOptions::default(),

@@ -18,8 +18,8 @@ pub(super) fn chat_step() -> StepResult {
     let sopts = opts.clone();
     let server = std::thread::spawn(move || -> Result<Outcome, String> {
         let (s, _) = listener.accept().map_err(|e| e.to_string())?;
-        pipe::run(
-            pipe::Link::Plain(pipe::Sock::Tcp(s)),
+        session::run(
+            session::Link::Plain(session::Sock::Tcp(s)),
             Input::Reader(Box::new(Typist(server_in, Vec::new()))),
             Output::Writer(Box::new(sscreen)),
             &sopts,
@@ -40,8 +40,8 @@ pub(super) fn chat_step() -> StepResult {
     let client_screen = Screen::default();
     let cscreen = client_screen.clone();
     let client = std::thread::spawn(move || {
-        pipe::run(
-            pipe::Link::Plain(pipe::Sock::Tcp(stream)),
+        session::run(
+            session::Link::Plain(session::Sock::Tcp(stream)),
             Input::Reader(Box::new(Typist(client_in, Vec::new()))),
             Output::Writer(Box::new(cscreen)),
             &opts,

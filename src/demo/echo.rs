@@ -8,7 +8,7 @@ pub(super) fn echo_step() -> StepResult {
         let (listener, addr) = loopback_listener()?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();
-        let srv = tokio::spawn(server::serve(
+        let srv = tokio::spawn(peers::serve(
             crate::listener::Bound::Tcp(listener),
             ServerOptions {
                 mode: Mode::Echo,

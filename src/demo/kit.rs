@@ -125,13 +125,13 @@ pub(super) async fn start_server(
 ) -> Result<
     (
         SocketAddr,
-        tokio::task::JoinHandle<io::Result<server::ServeSummary>>,
+        tokio::task::JoinHandle<io::Result<peers::ServeSummary>>,
     ),
     String,
 > {
     let (listener, addr) = loopback_listener()?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let bound = crate::listener::Bound::Tcp(listener);
-    let h = tokio::spawn(server::serve(bound, opts, console, stop.clone()));
+    let h = tokio::spawn(peers::serve(bound, opts, console, stop.clone()));
     Ok((addr, h))
 }

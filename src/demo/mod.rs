@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::frame::{encode_frame, FrameCodec, DEFAULT_MAX_FRAME};
 use crate::net::{self, BindAddr, ConnectOptions, Family};
-use crate::peers::{self as server, Console, Mode, ServerOptions};
-use crate::session::{self as pipe, Input, Outcome, Output, PipeOptions};
+use crate::peers::{self, Console, Mode, ServerOptions};
+use crate::session::{self, Input, Outcome, Output, PipeOptions};
 use crate::text::{Line, TextOptions};
 use crate::udp;
 
