@@ -31,8 +31,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -173,8 +175,10 @@ pub struct Client {
 
 /// What a server does with the clients [`run`] admits.
 pub trait Handler: Send + Sync + 'static {
-    /// Serves one client until it is done, on the loop that admitted it.
-    /// [`run`] holds its `--max-conns` slot until this ends.
+    /// Serves one client until it is done, on the loop that admitted it:
+    /// this is called on that loop's runtime (the socket can be registered
+    /// at once), and the future it returns runs there. [`run`] holds the
+    /// client's `--max-conns` slot until the future ends.
     fn serve(self: Arc<Self>, client: Client) -> impl Future<Output = ()> + Send + 'static;
 
     /// Told of a client turned away (already logged as `refused NAME:
@@ -472,11 +476,31 @@ async fn admit<H: Handler>(
 /// Serves an admitted client on this loop, holding its slot and its place
 /// in `load` until it ends.
 fn start<H: Handler>(tracker: &TaskTracker, shared: &Shared<H>, a: Admitted, load: Load<Admitted>) {
-    let serving = shared.handler.clone().serve(a.client);
-    let permit = a.permit;
-    tracker.spawn(async move {
-        let _permit = permit;
-        let _load = load;
-        serving.await
+    let Admitted { client, permit } = a;
+    tracker.spawn(Held {
+        serving: shared.handler.clone().serve(client),
+        _permit: permit,
+        _load: load,
     });
+}
+
+/// A client's serving future with its `--max-conns` slot and its place in
+/// its loop's count, which go when it ends. A plain struct, not an async
+/// block around the future: a future moved into an async block is stored
+/// twice, and every client's task would carry both copies.
+struct Held<F> {
+    serving: F,
+    _permit: Option<OwnedSemaphorePermit>,
+    _load: Load<Admitted>,
+}
+
+impl<F: Future> Future for Held<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `serving` is pinned whenever `Held` is (structural
+        // pinning): it is never moved out, and `Held` has no `Drop` that
+        // could move it.
+        unsafe { self.map_unchecked_mut(|h| &mut h.serving) }.poll(cx)
+    }
 }

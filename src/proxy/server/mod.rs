@@ -144,14 +144,24 @@ pub async fn serve(
 }
 
 impl Handler for Ctx {
-    async fn serve(self: Arc<Self>, c: Client) {
-        let who = c.peer.name;
-        let Some(peer) = c.peer.addr else { return };
-        match c.conn.register() {
-            Ok(Stream::Tcp(s)) => client(s, peer, &self).await,
-            Ok(Stream::Unix(_)) => {}
-            Err(e) => {
-                tracing::warn!("{who}: could not take the connection on ({})", describe(&e))
+    fn serve(self: Arc<Self>, c: Client) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // Registered here, on the loop's runtime, so the task carries only
+        // the stream (a tunnel's task lives as long as the tunnel).
+        let stream = match (c.conn.register(), c.peer.addr) {
+            (Ok(Stream::Tcp(s)), Some(peer)) => Some((s, peer)),
+            (Err(e), _) => {
+                tracing::warn!(
+                    "{}: could not take the connection on ({})",
+                    c.peer.name,
+                    describe(&e)
+                );
+                None
+            }
+            _ => None,
+        };
+        async move {
+            if let Some((s, peer)) = stream {
+                client(s, peer, &self).await;
             }
         }
     }
