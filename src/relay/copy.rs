@@ -97,7 +97,13 @@ pub(super) async fn pump_copy(
             _ => Box::pin(copy(ar, bw, Side::A, meter, up_dir)),
         };
     let b_to_a = copy(br, aw, Side::B, meter, down_dir);
+    // The copies first: a socket can hold a clean end (a TLS close_notify
+    // and a FIN) that its reader has not taken yet when a reset arrives
+    // behind it (our own late bytes, reset by a peer that had closed). The
+    // watcher is for copies that wait on the other side, not a shortcut
+    // past what the peer said before it went.
     tokio::select! {
+        biased;
         r = both(a_to_b, b_to_a, x.ends_with) => match r {
             Ok(()) => End::Done,
             Err((side, e)) => match e.get_ref() {
