@@ -15,7 +15,7 @@
 //! | moving bytes | [`relay`] (the one pump), [`listener`] (the one accept loop) |
 //! | reaching a host | [`proxy`] (both sides), [`dial`] (direct or through `--proxy`) |
 //! | streams | [`session`] (one stream to stdio), [`peers`] (many peers) |
-//! | commands | [`tcp`], [`unix`], [`udp`], [`transfer`], [`bench`](mod@bench), [`diag`], [`forward`] |
+//! | commands | [`tcp`], [`unix`], [`udp`], [`transfer`], [`bench`](mod@bench), [`diag`], [`forward`], [`nc`] (netcat's command line over them) |
 //! | the tour | [`demo`] |
 //!
 //! The binary is thin. `src/main.rs` parses the arguments, dispatches, prints
@@ -40,6 +40,7 @@ pub mod frame;
 pub mod interrupt;
 pub mod listener;
 pub mod lookup;
+pub mod nc;
 pub mod net;
 pub mod peers;
 pub mod proxy;

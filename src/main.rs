@@ -25,6 +25,18 @@ fn main() -> ExitCode {
         }
         eprintln!("sockit: internal error ({msg}); this is a bug, please report it");
     }));
+    // netcat's flags are netcat's: `sockit nc …`, or the binary run as `nc`,
+    // is read by sockit's own netcat parser, not by clap.
+    let argv: Vec<String> = std::env::args().collect();
+    let called_nc = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "nc" || n == "netcat");
+    if called_nc || argv.get(1).is_some_and(|a| a == "nc") {
+        init_logging(0, true);
+        let from = if called_nc { 1 } else { 2 };
+        return cli::nc::run(&argv[from.min(argv.len())..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return usage_error(e),

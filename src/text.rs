@@ -190,16 +190,26 @@ pub fn to_upper_in(bytes: &[u8], encoding: Option<Encoding>) -> Vec<u8> {
     }
 }
 
-/// A `hexdump -C` style dump: offset, 16 bytes in hex, then printable ASCII.
+/// Rows of a hex dump in ncat's `-x` layout: a chunk-relative offset,
+/// sixteen bytes in two groups of eight, then the bytes as text (`.` for
+/// anything but printable ASCII other than space), padded:
+/// `0000   68 65 6c 6c 6f 00   ...   hello.`. An empty chunk is one
+/// offset-only row. Used by `udp --hex` and `--hexdump`.
 pub fn hex_dump(data: &[u8]) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(data.len() * 4 + 16);
+    hex_rows(data, "", &mut out);
+    out
+}
+
+/// [`hex_dump`]'s rows appended to `out`, each after `prefix`.
+pub fn hex_rows(data: &[u8], prefix: &str, out: &mut String) {
+    use std::fmt::Write;
     if data.is_empty() {
-        out.push_str("00000000\n");
-        return out;
+        let _ = writeln!(out, "{prefix}0000");
+        return;
     }
     for (n, row) in data.chunks(16).enumerate() {
-        let _ = write!(out, "{:08x} ", n * 16);
+        let _ = write!(out, "{prefix}{:04x}  ", n * 16);
         for i in 0..16 {
             if i == 8 {
                 out.push(' ');
@@ -211,17 +221,16 @@ pub fn hex_dump(data: &[u8]) -> String {
                 None => out.push_str("   "),
             }
         }
-        out.push_str("  |");
-        out.extend(row.iter().map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '.'
-            }
-        }));
-        out.push_str("|\n");
+        out.push_str("  ");
+        out.extend(
+            row.iter()
+                .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }),
+        );
+        for _ in row.len()..16 {
+            out.push(' ');
+        }
+        out.push('\n');
     }
-    out
 }
 
 /// One message as one output line: a newline inside it becomes the two
@@ -350,10 +359,12 @@ mod tests {
 
     #[test]
     fn hex_dump_rows() {
-        assert_eq!(hex_dump(b""), "00000000\n");
+        assert_eq!(hex_dump(b""), "0000\n");
+        // ncat -x's own rows, byte for byte.
         assert_eq!(
-            hex_dump(b"hello\x00"),
-            "00000000  68 65 6c 6c 6f 00                                 |hello.|\n"
+            hex_dump(b"GET / HTTP/1.0\r\n\r\n"),
+            "0000   47 45 54 20 2f 20 48 54  54 50 2f 31 2e 30 0d 0a  GET./.HTTP/1.0..\n\
+             0010   0d 0a                                             ..              \n"
         );
         assert_eq!(hex_dump(&[0u8; 17]).lines().count(), 2);
     }

@@ -100,7 +100,7 @@ fn verbose_and_hex_show_sender_size_and_bytes() {
     let out = String::from_utf8_lossy(&f.stdout);
     assert!(out.contains(&format!("from {me} (3 bytes)")), "{out}");
     assert!(out.contains("68 69 00"), "{out}");
-    assert!(out.contains("|hi.|"), "{out}");
+    assert!(out.contains("  hi.  "), "{out}");
 }
 
 #[test]

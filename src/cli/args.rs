@@ -205,3 +205,61 @@ impl ProxyArgs {
         Ok(chain)
     }
 }
+
+/// Seeing and keeping the bytes of a connection.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Seeing the bytes")]
+pub(crate) struct TapArgs {
+    /// Show both directions as a hex dump (> sent, < received, with time and offset), on stderr (or -) or appended to FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub(crate) hexdump: Option<std::path::PathBuf>,
+    /// Keep the raw bytes of each direction in DIR (N.sent and N.received for connection N), for replay.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) log: Option<std::path::PathBuf>,
+}
+
+impl TapArgs {
+    /// The taps, or `None` when nothing is tapped.
+    pub(crate) fn taps(
+        &self,
+    ) -> Result<Option<std::sync::Arc<sockit::relay::tap::Taps>>, super::Fail> {
+        if self.hexdump.is_none() && self.log.is_none() {
+            return Ok(None);
+        }
+        let hex = self
+            .hexdump
+            .as_ref()
+            .map(|p| (p.as_os_str() != "-").then(|| p.clone()));
+        let taps = sockit::relay::tap::Taps::new(hex, self.log.clone()).map_err(|e| {
+            super::Fail::msg(format!(
+                "could not open the dump or the log ({}); check the path",
+                sockit::net::describe(&e)
+            ))
+        })?;
+        Ok(Some(std::sync::Arc::new(taps)))
+    }
+}
+
+/// One way only (ncat's flags), for a session.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Seeing the bytes")]
+pub(crate) struct OnlyArgs {
+    /// Only send: drop what arrives, and end once the input is delivered.
+    #[arg(long, conflicts_with = "recv_only")]
+    pub(crate) send_only: bool,
+    /// Only receive: never read stdin, never send.
+    #[arg(long)]
+    pub(crate) recv_only: bool,
+}
+
+impl OnlyArgs {
+    pub(crate) fn only(&self) -> Option<sockit::session::Only> {
+        if self.send_only {
+            Some(sockit::session::Only::Send)
+        } else if self.recv_only {
+            Some(sockit::session::Only::Recv)
+        } else {
+            None
+        }
+    }
+}

@@ -72,6 +72,8 @@ pub(crate) struct ForwardCli {
     faults: FaultArgs,
     #[command(flatten)]
     proxy: super::args::ProxyArgs,
+    #[command(flatten)]
+    tap: super::args::TapArgs,
 }
 
 /// Faults to inject (toxiproxy's toxics). Each value may start with up:
@@ -203,6 +205,7 @@ impl ForwardCli {
         opts.json = self.json;
         opts.faults = self.faults.faults()?;
         opts.proxies = self.proxy.chain()?;
+        opts.taps = self.tap.taps()?;
         opts.target_tls = sockit::tls::ClientTlsOptions {
             insecure: t.target_insecure,
             pin: t.target_pin.clone(),

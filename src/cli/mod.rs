@@ -11,14 +11,18 @@
 //! | `bench.rs` | `bench server`, `bench client` |
 //! | `forward.rs` | `forward` |
 //! | `proxy.rs` | `proxy` |
+//! | `nc.rs` | `nc` (netcat's flags, read by sockit itself) |
+//! | `docs.rs` | `completions`, `manpages` |
 //! | `args.rs` | argument groups several commands share (text, TLS, access) |
 //! | `parse.rs` | value parsers (sizes, rates, seconds, ports, pins) |
 
 mod args;
 mod bench;
 mod diag;
+mod docs;
 mod forward;
 mod lookup;
+pub(crate) mod nc;
 mod parse;
 mod proxy;
 mod tcp;
@@ -82,6 +86,12 @@ pub(crate) enum Cmd {
     Forward(Box<forward::ForwardCli>),
     /// Run a SOCKS5 (with UDP)/SOCKS4a/HTTP CONNECT proxy on [ADDR:]PORT, safe by default (127.0.0.1, no loopback destinations).
     Proxy(proxy::ProxyCli),
+    /// netcat-openbsd's command line on sockit's engine (also the binary's behaviour when run as `nc`).
+    Nc(nc::NcCli),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsCli),
+    /// Write man pages: sockit.1 and one per subcommand (sockit-tcp-connect.1, ...).
+    Manpages(docs::ManpagesCli),
     /// A guided tour of every feature, on loopback only.
     Demo,
 }
@@ -101,6 +111,9 @@ pub(crate) fn run(cmd: Cmd, verbose: bool) -> Result<ExitCode> {
         Cmd::Bench(c) => c.run(),
         Cmd::Forward(c) => c.run(),
         Cmd::Proxy(c) => c.run(),
+        Cmd::Nc(c) => Ok(nc::run(&c.args)),
+        Cmd::Completions(c) => docs::completions(c),
+        Cmd::Manpages(c) => docs::manpages(c),
         Cmd::Demo => {
             let ok = sockit::demo::run()?;
             Ok(if ok {

@@ -12,7 +12,7 @@ use sockit::peers::{Mode, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
 use sockit::session::{Outcome, PipeOptions};
 use sockit::text::MAX_LINE;
 
-use super::args::{ClientSecArgs, ProxyArgs, ServerSecArgs, TextArgs};
+use super::args::{ClientSecArgs, OnlyArgs, ProxyArgs, ServerSecArgs, TapArgs, TextArgs};
 use super::parse::{parse_secs, parse_tcp_port};
 use super::Usage;
 
@@ -53,6 +53,10 @@ pub(crate) struct ConnectCli {
     pub(crate) sec: ClientSecArgs,
     #[command(flatten)]
     pub(crate) proxy: ProxyArgs,
+    #[command(flatten)]
+    pub(crate) tap: TapArgs,
+    #[command(flatten)]
+    pub(crate) only: OnlyArgs,
 }
 
 #[derive(Args)]
@@ -72,6 +76,10 @@ pub(crate) struct ListenCli {
     pub(crate) text: TextArgs,
     #[command(flatten)]
     pub(crate) sec: ServerSecArgs,
+    #[command(flatten)]
+    pub(crate) tap: TapArgs,
+    #[command(flatten)]
+    pub(crate) only: OnlyArgs,
 }
 
 /// How a listener serves its peers: the modes `tcp listen` and
@@ -154,13 +162,37 @@ impl ServeArgs {
                 text,
                 frame: text_args.frame(),
                 idle_timeout: self.idle_timeout,
-                plain_check: None,
-                peer: None,
+                ..PipeOptions::default()
             },
             tls: None,
             handshake_timeout: sockit::tls::DEFAULT_HANDSHAKE_TIMEOUT,
             access: sockit::access::AccessList::default(),
         }
+    }
+
+    /// Refuses `--hexdump`, `--log`, `--send-only` and `--recv-only` with
+    /// the multi-peer modes, which do not run through the pump.
+    ///
+    /// # Errors
+    /// A usage error naming the clash.
+    pub(crate) fn one_peer_only(&self, tap: &TapArgs, only: &OnlyArgs) -> Result<(), Usage> {
+        if self.mode().is_none() {
+            return Ok(());
+        }
+        let flag = if tap.hexdump.is_some() {
+            "--hexdump"
+        } else if tap.log.is_some() {
+            "--log"
+        } else if only.send_only {
+            "--send-only"
+        } else if only.recv_only {
+            "--recv-only"
+        } else {
+            return Ok(());
+        };
+        Err(Usage(format!(
+            "{flag} works on one peer's session or an --exec relay, not with -k, --echo, --upper or --chat"
+        )))
     }
 
     /// `--exec`/`--sh`: a relay to a program per peer, one peer unless -k.
@@ -212,8 +244,9 @@ fn connect(c: ConnectCli) -> super::Result<ExitCode> {
         text: c.text.text(),
         frame: c.text.frame(),
         idle_timeout: c.idle_timeout,
-        plain_check: None,
-        peer: None,
+        taps: c.tap.taps()?,
+        only: c.only.only(),
+        ..PipeOptions::default()
     };
     let outcome = sockit::tcp::connect(&c.host, c.port, &dopts, &popts, c.sec.tls().as_ref())?;
     Ok(outcome_code(outcome))
@@ -227,9 +260,13 @@ fn listen(l: ListenCli) -> super::Result<ExitCode> {
         relay.access = l.sec.access.list();
         relay.handshake_timeout = l.sec.handshake_timeout;
         relay.tls = l.sec.tls_config()?;
+        relay.taps = l.tap.taps()?;
         return super::forward::run_relay(relay);
     }
+    l.serve.one_peer_only(&l.tap, &l.only)?;
     let mut opts = l.serve.listen_options(&l.text, l.addr, family);
+    opts.pipe.taps = l.tap.taps()?;
+    opts.pipe.only = l.only.only();
     opts.handshake_timeout = l.sec.handshake_timeout;
     opts.access = l.sec.access.list();
     // The certificate line follows `listening on`, so the library prints it.

@@ -10,7 +10,7 @@ use sockit::forward;
 use sockit::session::PipeOptions;
 use sockit::unix::UnixAddr;
 
-use super::args::TextArgs;
+use super::args::{OnlyArgs, TapArgs, TextArgs};
 use super::parse::parse_secs;
 use super::tcp::{outcome_code, ServeArgs};
 use super::Usage;
@@ -41,6 +41,10 @@ pub(crate) struct ConnectCli {
     idle_timeout: Option<Duration>,
     #[command(flatten)]
     text: TextArgs,
+    #[command(flatten)]
+    tap: TapArgs,
+    #[command(flatten)]
+    only: OnlyArgs,
 }
 
 #[derive(Args)]
@@ -61,6 +65,10 @@ pub(crate) struct ListenCli {
     serve: ServeArgs,
     #[command(flatten)]
     text: TextArgs,
+    #[command(flatten)]
+    tap: TapArgs,
+    #[command(flatten)]
+    only: OnlyArgs,
 }
 
 impl UnixCmd {
@@ -73,17 +81,20 @@ impl UnixCmd {
                     text: c.text.text(),
                     frame: c.text.frame(),
                     idle_timeout: c.idle_timeout,
-                    plain_check: None,
-                    peer: None,
+                    taps: c.tap.taps()?,
+                    only: c.only.only(),
+                    ..PipeOptions::default()
                 };
                 let o = sockit::unix::connect_cmd(&addr, c.timeout, &popts)?;
                 Ok(outcome_code(o))
             }
             UnixCmd::Listen(l) => {
                 let addr = UnixAddr::parse(&l.path).map_err(|e| Usage(e.to_string()))?;
-                if let Some(relay) = l.serve.exec_relay(forward::Listen::Unix(addr.clone()))? {
+                if let Some(mut relay) = l.serve.exec_relay(forward::Listen::Unix(addr.clone()))? {
+                    relay.taps = l.tap.taps()?;
                     return super::forward::run_relay(relay);
                 }
+                l.serve.one_peer_only(&l.tap, &l.only)?;
                 let opts = l.serve.listen_options(
                     &l.text,
                     sockit::net::BindAddr {
@@ -92,7 +103,12 @@ impl UnixCmd {
                     },
                     sockit::net::Family::Any,
                 );
-                let o = sockit::unix::listen_cmd(&addr, opts.mode, &opts.server, &opts.pipe)?;
+                let pipe = PipeOptions {
+                    taps: l.tap.taps()?,
+                    only: l.only.only(),
+                    ..opts.pipe
+                };
+                let o = sockit::unix::listen_cmd(&addr, opts.mode, &opts.server, &pipe)?;
                 Ok(outcome_code(o))
             }
         }

@@ -127,6 +127,8 @@ pub struct ForwardOptions {
     pub faults: crate::relay::fault::Faults,
     /// `--proxy`: reach TCP and `tls:` targets through these, in order.
     pub proxies: Vec<crate::proxy::ProxyUrl>,
+    /// `--hexdump` and `--log`: what passes is shown or kept.
+    pub taps: Option<std::sync::Arc<crate::relay::tap::Taps>>,
 }
 
 impl ForwardOptions {
@@ -150,6 +152,7 @@ impl ForwardOptions {
             once: false,
             faults: crate::relay::fault::Faults::default(),
             proxies: Vec::new(),
+            taps: None,
         }
     }
 
@@ -210,6 +213,11 @@ impl ForwardOptions {
             } else {
                 format!("{flag} is for datagrams; a stream relay takes --delay, --rate, --slice and the --*-after limits")
             }));
+        }
+        if self.taps.is_some() && proto == Proto::Udp {
+            return Err(ForwardError::Usage(
+                "--hexdump and --log show stream relays; for datagrams use udp listen --hex".into(),
+            ));
         }
         if self.proxy_protocol.is_some() && proto == Proto::Udp {
             return Err(ForwardError::Usage(
@@ -389,6 +397,22 @@ async fn serve(
         relayed: s.admitted,
         refused: s.refused,
     })
+}
+
+/// Relays clients of a listener the caller bound (non-blocking), on one
+/// accept loop, printing nothing; `opts.listen` is not used
+/// (`sockit nc -lk -e`).
+///
+/// # Errors
+/// Bad combinations, TLS set-up for targets, or a listener that fails.
+pub async fn serve_bound(
+    bound: Bound,
+    opts: ForwardOptions,
+    stop: CancellationToken,
+) -> Result<ForwardSummary, ForwardError> {
+    opts.check()?;
+    let target_tls = target_configs(&opts)?;
+    serve(bound, opts, target_tls, Events::default(), stop, 1).await
 }
 
 /// Relays clients of a TCP listener the caller bound (the demo, tests of

@@ -84,13 +84,37 @@ pub(super) async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     if faults.is_some() {
         tracing::info!("{who} -> {name}: faults: {}", ctx.opts.faults.describe());
     }
-    let p = relay::pump(
+    // Taps and faults are stages of the userspace copy; a relay with
+    // neither stays on the zero-copy path.
+    let taps = match &ctx.opts.taps {
+        Some(t) => match t.stages(id, &format!("#{id} {who} -> {name}")) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("{who}: could not open the --log files ({})", describe(&e));
+                None
+            }
+        },
+        None => None,
+    };
+    let extras = match (faults, taps) {
+        (None, None) => None,
+        (faults, taps) => {
+            let (up, down) = taps.unzip();
+            Some(Box::new(relay::Extras {
+                faults,
+                up,
+                down,
+                ..relay::Extras::default()
+            }))
+        }
+    };
+    let p = relay::pump_with(
         &mut client,
         &mut target,
         ctx.opts.idle_timeout,
         &ctx.stop,
         &ctx.pipes,
-        faults,
+        extras,
     )
     .await;
     let first = match p.first_eof {

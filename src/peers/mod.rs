@@ -37,7 +37,7 @@ use crate::tls::ServerTls;
 use members::Room;
 use room::PeerReader;
 use shared::{with_idle, Shared};
-pub use shared::{Mode, PeerError, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
+pub use shared::{Mode, Notice, PeerError, ServerOptions, DEFAULT_PEER_QUEUE_BYTES};
 use wire::Item;
 
 /// Read size for the line and frame modes.
@@ -160,6 +160,9 @@ struct Server(Arc<Shared>);
 
 impl Handler for Server {
     fn serve(self: Arc<Self>, c: Client) -> impl std::future::Future<Output = ()> + Send + 'static {
+        if let Some(n) = &self.0.opts.notice {
+            (n.0)(&c.peer);
+        }
         // Only what the peer's task needs crosses into it: the task lives
         // as long as the peer, and 15,000 of them add up.
         let (conn, name, addr) = (c.conn, c.peer.name, c.peer.addr);

@@ -57,6 +57,19 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     /// `--allow` and `--deny`.
     pub access: AccessList,
+    /// Told of each peer as it is admitted (`sockit nc -lkv` prints
+    /// netcat's `Connection received on` line).
+    pub notice: Option<Notice>,
+}
+
+/// A callback for each admitted peer.
+#[derive(Clone)]
+pub struct Notice(pub std::sync::Arc<dyn Fn(&crate::listener::Peer) + Send + Sync>);
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notice")
+    }
 }
 
 impl Default for ServerOptions {
@@ -72,6 +85,7 @@ impl Default for ServerOptions {
             tls: None,
             handshake_timeout: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
             access: AccessList::default(),
+            notice: None,
         }
     }
 }

@@ -64,10 +64,11 @@ pub(super) async fn pump_copy(
     let mut x = extras.map(|x| *x).unwrap_or_default();
     // Stdin that is a file or a pipe goes to a plain socket on a thread of
     // its own, without the hop through the pump.
-    let stdin_fd = match (&mut *a, b.sock(), &x.up, &x.faults) {
-        (Endpoint::Threaded(t), Some(_), None, None) => t.take_stdin_fd(),
+    let stdin_fd = match (&mut *a, b.sock(), &x.up, &x.faults, x.line_pause) {
+        (Endpoint::Threaded(t), Some(_), None, None, None) => t.take_stdin_fd(),
         _ => None,
     };
+    let half_close = x.hold_eof != Some(Side::A);
     let b_fd = b.raw_socket();
     let (ar, aw) = tokio::io::split(&mut *a);
     let (br, bw) = tokio::io::split(&mut *b);
@@ -84,16 +85,20 @@ pub(super) async fn pump_copy(
         faults: up.as_mut().map(|(f, r)| (&*f, r)),
         stage: x.up.as_deref_mut(),
         buf,
+        hold_eof: x.hold_eof == Some(Side::A),
+        line_pause: x.line_pause,
     };
     let down_dir = Dir {
         to_child: a_child,
         faults: down.as_mut().map(|(f, r)| (&*f, r)),
         stage: x.down.as_deref_mut(),
         buf,
+        hold_eof: x.hold_eof == Some(Side::B),
+        line_pause: x.line_pause,
     };
     let a_to_b: Pin<Box<dyn std::future::Future<Output = Copied> + Send + '_>> =
         match (stdin_fd, b_fd) {
-            (Some(fd), Some(sock)) => Box::pin(stdin_up(fd, sock, meter)),
+            (Some(fd), Some(sock)) => Box::pin(stdin_up(fd, sock, half_close, meter)),
             _ => Box::pin(copy(ar, bw, Side::A, meter, up_dir)),
         };
     let b_to_a = copy(br, aw, Side::B, meter, down_dir);
@@ -104,7 +109,7 @@ pub(super) async fn pump_copy(
     // past what the peer said before it went.
     tokio::select! {
         biased;
-        r = both(a_to_b, b_to_a, x.ends_with) => match r {
+        r = both(a_to_b, b_to_a, x.ends_with, x.quit_after_eof) => match r {
             Ok(()) => End::Done,
             Err((side, e)) => match e.get_ref() {
                 Some(i) if i.is::<QuitWord>() => End::Quit(side),
@@ -131,17 +136,35 @@ struct Dir<'f> {
     faults: Option<(&'f fault::DirFaults, &'f mut fault::Rand)>,
     stage: Option<&'f mut (dyn Stage + 'static)>,
     buf: usize,
+    /// At the end of the source, leave the destination open.
+    hold_eof: bool,
+    /// Write line by line, pausing this long after each line.
+    line_pause: Option<Duration>,
 }
 
-/// Both directions until both have ended (or `ends_with`'s has), or one
-/// fails.
-async fn both<U, D>(up: U, down: D, ends_with: Option<Side>) -> Copied
+/// Both directions until both have ended (or `ends_with`'s has, or
+/// `quit_after`'s side ended that long ago), or one fails.
+async fn both<U, D>(
+    up: U,
+    down: D,
+    ends_with: Option<Side>,
+    quit_after: Option<(Side, Duration)>,
+) -> Copied
 where
     U: std::future::Future<Output = Copied>,
     D: std::future::Future<Output = Copied>,
 {
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
+    // Armed once the side that `quit_after` names has ended.
+    let mut quit: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let arm = |side: Side, quit: &mut Option<Pin<Box<tokio::time::Sleep>>>| {
+        if let Some((s, d)) = quit_after {
+            if s == side {
+                *quit = Some(Box::pin(tokio::time::sleep(d)));
+            }
+        }
+    };
     while !(up_done && down_done) {
         tokio::select! {
             r = &mut up, if !up_done => {
@@ -150,6 +173,7 @@ where
                 if ends_with == Some(Side::A) {
                     break;
                 }
+                arm(Side::A, &mut quit);
             }
             r = &mut down, if !down_done => {
                 r?;
@@ -157,7 +181,9 @@ where
                 if ends_with == Some(Side::B) {
                     break;
                 }
+                arm(Side::B, &mut quit);
             }
+            _ = async { quit.as_mut()?.await; Some(()) }, if quit.is_some() => break,
         }
     }
     Ok(())
@@ -165,7 +191,12 @@ where
 
 /// Stdin (a pipe or a file) to a plain socket on a thread of its own (see
 /// [`threaded::send_fd`]); the socket is half-closed at the end.
-async fn stdin_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Meter) -> Copied {
+async fn stdin_up(
+    fd: std::os::fd::RawFd,
+    sock: std::os::fd::RawFd,
+    half_close: bool,
+    meter: &Meter,
+) -> Copied {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     /// When the pump is done with the thread (or it is done): the bytes
@@ -193,7 +224,7 @@ async fn stdin_up(fd: std::os::fd::RawFd, sock: std::os::fd::RawFd, meter: &Mete
     let spawned = std::thread::Builder::new()
         .name("sockit-stdin".into())
         .spawn(move || {
-            let _ = tx.send(threaded::send_fd(fd, sock, &m, &st));
+            let _ = tx.send(threaded::send_fd(fd, sock, half_close, &m, &st));
         });
     if let Err(e) = spawned {
         return Err((Side::A, io::Error::other(threaded::InputFailed(e))));
@@ -326,10 +357,18 @@ where
         let n = data.len();
         let mut off = 0;
         while off < n {
-            let piece = match f.slice {
+            let mut piece = match f.slice {
                 Some((lo, hi)) => rng.size(lo, hi).min(n - off),
                 None => n - off,
             };
+            // Line by line: the piece ends after its first newline.
+            let line_end = match dir.line_pause {
+                Some(_) => memchr::memchr(b'\n', &data[off..off + piece]).map(|i| i + 1),
+                None => None,
+            };
+            if let Some(end) = line_end {
+                piece = end;
+            }
             match w.write_all(&data[off..off + piece]).await {
                 Ok(()) => {}
                 // A child that closed its stdin: nothing more can go to it.
@@ -357,12 +396,19 @@ where
                     tokio::time::sleep(d).await;
                 }
             }
+            if let (Some(d), Some(_)) = (dir.line_pause, line_end) {
+                tokio::time::sleep(d).await;
+            }
         }
         if flow == Flow::Quit {
             return Err((from, io::Error::other(QuitWord)));
         }
         if at_end {
             meter.eof(from);
+            if dir.hold_eof {
+                // The destination stays open: the other way goes on.
+                return Ok(());
+            }
             if let Some(d) = f.slow_close {
                 tokio::time::sleep(d).await;
             }

@@ -30,7 +30,8 @@
 //! program per connection as an endpoint), [`threaded`] (stdin and stdout,
 //! or any reader and writer, on threads; stdin to a socket on one thread),
 //! [`proxy_header`] (the PROXY protocol header, pure), [`fault`] (what
-//! faults a connection suffers, pure). `forward`, `sockit proxy`,
+//! faults a connection suffers, pure), [`tap`] (a hex dump and raw logs
+//! of what passes, as stages). `forward`, `sockit proxy`,
 //! `tcp connect`, `tcp listen` (one peer, and `--exec`) and `unix
 //! connect`/`listen` all run through here.
 
@@ -40,6 +41,7 @@ mod endpoint;
 pub mod fault;
 pub mod proxy_header;
 mod splice;
+pub mod tap;
 pub mod threaded;
 
 use std::io;
@@ -129,6 +131,63 @@ pub struct Extras {
     /// Told when the stream from a side ends, and whether it was the first
     /// to (for a log line).
     pub on_eof: Option<Box<dyn Fn(Side, bool) + Send + Sync>>,
+    /// The end of this side's stream is not passed on: no FIN, no
+    /// close_notify (netcat without `-N`); the other way goes on.
+    pub hold_eof: Option<Side>,
+    /// The pump ends this long after this side's stream has ended, whatever
+    /// the other way is doing (netcat's `-q`).
+    pub quit_after_eof: Option<(Side, Duration)>,
+    /// Each direction writes line by line, pausing this long after each
+    /// line (netcat's `-i`).
+    pub line_pause: Option<Duration>,
+    /// The idle timeout applies only once this side's stream has ended
+    /// (netcat's `-w`: the final reads).
+    pub idle_after_eof: Option<Side>,
+}
+
+/// Two stages, one after the other: what the first makes is what the
+/// second sees (a session's text, then a hex dump of the wire bytes).
+pub struct Chain {
+    first: Box<dyn Stage>,
+    second: Box<dyn Stage>,
+    mid: bytes::BytesMut,
+}
+
+impl Chain {
+    /// `first`, then `second`.
+    pub fn new(first: Box<dyn Stage>, second: Box<dyn Stage>) -> Chain {
+        Chain {
+            first,
+            second,
+            mid: bytes::BytesMut::new(),
+        }
+    }
+
+    /// `a` then `b`, or whichever of them there is.
+    pub fn of(a: Option<Box<dyn Stage>>, b: Option<Box<dyn Stage>>) -> Option<Box<dyn Stage>> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(Box::new(Chain::new(a, b))),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Stage for Chain {
+    fn feed(&mut self, data: &[u8], eof: bool, out: &mut bytes::BytesMut) -> io::Result<Flow> {
+        self.mid.clear();
+        let first = self.first.feed(data, eof, &mut self.mid)?;
+        let made: &[u8] = if first == Flow::Pass { data } else { &self.mid };
+        let second = self.second.feed(made, eof, out)?;
+        Ok(match (first, second) {
+            (Flow::Pass, Flow::Pass) => Flow::Pass,
+            (first, Flow::Pass) => {
+                out.extend_from_slice(&self.mid);
+                first
+            }
+            (Flow::Quit, _) | (_, Flow::Quit) => Flow::Quit,
+            _ => Flow::More,
+        })
+    }
 }
 
 /// What a pump moved, and how it ended.
@@ -159,6 +218,10 @@ struct Meter {
     first_eof: AtomicU8,
     /// Only moves from this side reset the idle clock, if set.
     idle_from: Option<Side>,
+    /// The idle timeout applies only once this side's stream has ended.
+    idle_after: Option<Side>,
+    /// Which streams have ended: 1 A, 2 B.
+    ended: AtomicU8,
     on_eof: Option<Box<dyn Fn(Side, bool) + Send + Sync>>,
 }
 
@@ -172,6 +235,8 @@ impl Meter {
             b_to_a: AtomicU64::new(0),
             first_eof: AtomicU8::new(0),
             idle_from: None,
+            idle_after: None,
+            ended: AtomicU8::new(0),
             on_eof: None,
         }
     }
@@ -190,6 +255,7 @@ impl Meter {
 
     fn eof(&self, from: Side) {
         let v = if from == Side::A { 1 } else { 2 };
+        self.ended.fetch_or(v, Ordering::Relaxed);
         let first = self
             .first_eof
             .compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed)
@@ -207,6 +273,16 @@ impl Meter {
         loop {
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let quiet = self.start.elapsed().saturating_sub(last);
+            let waiting = self.idle_after.is_some_and(|side| {
+                let bit = if side == Side::A { 1 } else { 2 };
+                self.ended.load(Ordering::Relaxed) & bit == 0
+            });
+            if waiting {
+                // Until that side ends, look again now and then (netcat's
+                // -w counts only once stdin is done).
+                tokio::time::sleep(limit.min(Duration::from_millis(50))).await;
+                continue;
+            }
             if quiet >= limit {
                 return;
             }
@@ -252,6 +328,7 @@ pub async fn pump_with(
     let mut extras = extras;
     if let Some(x) = extras.as_mut() {
         meter.idle_from = x.idle_from;
+        meter.idle_after = x.idle_after_eof;
         meter.on_eof = x.on_eof.take();
     }
     // Each path boxed on its own: a relay's task holds only the one it uses.

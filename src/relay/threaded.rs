@@ -401,7 +401,8 @@ fn fd_kind(fd: RawFd) -> FdKind {
 
 /// Moves a pipe (`splice`) or a regular file (`read` and `write`, which
 /// measured faster than `sendfile`) into a non-blocking socket, on a
-/// thread of its own, until the input ends; then half-closes the socket.
+/// thread of its own, until the input ends; then half-closes the socket
+/// (unless `half_close` is false: netcat without `-N`).
 /// The socket is never made blocking: on `EAGAIN` the thread waits with
 /// `poll(2)` for room. An empty pipe blocks in `splice` itself (stdin is
 /// never made non-blocking: other processes may share it).
@@ -417,6 +418,7 @@ fn fd_kind(fd: RawFd) -> FdKind {
 pub(super) fn send_fd(
     fd: RawFd,
     sock: RawFd,
+    half_close: bool,
     moved: &AtomicU64,
     stop: &AtomicBool,
 ) -> io::Result<()> {
@@ -427,7 +429,7 @@ pub(super) fn send_fd(
         // from the page cache to a loopback socket moved 2 GiB in 1.08 s,
         // `read` and `write` through a 256 KiB buffer in 0.86 s, and
         // splicing through a 1 MiB pipe in 1.19 s. So a file is copied.
-        return copy_fd(fd, sock, moved, stop);
+        return copy_fd(fd, sock, half_close, moved, stop);
     }
     let mut any = false;
     loop {
@@ -439,8 +441,10 @@ pub(super) fn send_fd(
         let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
         let e = match super::splice::splice_with(fd, sock, SPLICE_CHUNK, flags) {
             Ok(0) => {
-                // SAFETY: shutdown on the socket the pump holds open.
-                unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+                if half_close {
+                    // SAFETY: shutdown on the socket the pump holds open.
+                    unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+                }
                 return Ok(());
             }
             Ok(n) => {
@@ -454,7 +458,7 @@ pub(super) fn send_fd(
             Some(libc::EINTR) => {}
             Some(libc::EAGAIN) => wait_writable(sock)?,
             Some(libc::EINVAL) | Some(libc::ENOSYS) if !any => {
-                return copy_fd(fd, sock, moved, stop);
+                return copy_fd(fd, sock, half_close, moved, stop);
             }
             _ if matches!(
                 e.kind(),
@@ -470,14 +474,22 @@ pub(super) fn send_fd(
 
 /// The fallback when the kernel will not move this input without a copy:
 /// `read` and `write`, waiting with `poll(2)` when the socket is full.
-fn copy_fd(fd: RawFd, sock: RawFd, moved: &AtomicU64, stop: &AtomicBool) -> io::Result<()> {
+fn copy_fd(
+    fd: RawFd,
+    sock: RawFd,
+    half_close: bool,
+    moved: &AtomicU64,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let mut input = borrowed_fd(fd);
     let mut buf = vec![0u8; FILE_CHUNK];
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => {
-                // SAFETY: shutdown on the socket the pump holds open.
-                unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+                if half_close {
+                    // SAFETY: shutdown on the socket the pump holds open.
+                    unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+                }
                 return Ok(());
             }
             Ok(n) => n,

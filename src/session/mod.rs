@@ -123,6 +123,40 @@ pub struct PipeOptions {
     /// How messages name the other end when the socket's own peer is not
     /// it (a target reached through `--proxy`); `None` uses the address.
     pub peer: Option<String>,
+    /// `--hexdump` and `--log`: what passes is shown or kept.
+    pub taps: Option<std::sync::Arc<crate::relay::tap::Taps>>,
+    /// `--send-only` or `--recv-only`.
+    pub only: Option<Only>,
+    /// netcat's rules instead of sockit's (`sockit nc`).
+    pub nc: Option<NcRules>,
+}
+
+/// One way only, as ncat has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// `--send-only`: what arrives is dropped, and the session ends once
+    /// the input is delivered.
+    Send,
+    /// `--recv-only`: nothing is sent, and the input is not read (the
+    /// connection is not half-closed either).
+    Recv,
+}
+
+/// netcat's session rules, for `sockit nc`. The idle timeout
+/// ([`PipeOptions::idle_timeout`], netcat's `-w`) then counts only once the
+/// input has ended, and running out of it is a clean end.
+#[derive(Debug, Clone, Default)]
+pub struct NcRules {
+    /// `-N`: the end of the input is passed on as a FIN. Without it the
+    /// socket stays open for sending, and receiving goes on.
+    pub half_close: bool,
+    /// `-q`: the session ends this long after the input ends (implies
+    /// `-N`).
+    pub quit_after_eof: Option<Duration>,
+    /// `-C`: each LF sent goes as CRLF (one already after a CR stays).
+    pub crlf: bool,
+    /// `-i`: pause this long after each line, both ways.
+    pub line_pause: Option<Duration>,
 }
 
 /// How a session ended without error.
@@ -368,19 +402,58 @@ pub fn run_on(
         peer: peer.clone(),
         reason: describe(&e),
     };
+    // --recv-only: the input is never read.
+    let input = match opts.only {
+        Some(Only::Recv) => Input::Reader(Box::new(io::empty())),
+        _ => input,
+    };
     let local = Threaded::new(input, output);
     // Whether a person is typing the input: then the session ends as soon
     // as the peer closes. Scripted input (a file, a pipe, a reader) is
     // delivered in full even after the peer half-closes.
     let interactive = local.interactive();
     let line_mode = opts.text.line_mode() || opts.frame.is_some();
+    let nc = opts.nc.as_ref();
+    let (tap_up, tap_down) = match &opts.taps {
+        Some(t) => {
+            let (u, d) = t.stages(1, &peer).map_err(|e| {
+                PipeError::Output(format!("could not open the --log files ({})", describe(&e)))
+            })?;
+            (Some(u), Some(d))
+        }
+        None => (None, None),
+    };
+    let send_text = line_mode.then(|| Box::new(SendText::new(opts)) as Box<dyn Stage>);
+    let crlf = nc
+        .is_some_and(|r| r.crlf)
+        .then(|| Box::new(stages::CrlfStage::default()) as Box<dyn Stage>);
+    let recv_text = (line_mode || opts.plain_check.is_some())
+        .then(|| Box::new(RecvText::new(opts, &peer, line_mode)) as Box<dyn Stage>);
+    let drop_all =
+        (opts.only == Some(Only::Send)).then(|| Box::new(stages::Discard) as Box<dyn Stage>);
     let extras = relay::Extras {
-        up: line_mode.then(|| Box::new(SendText::new(opts)) as Box<dyn Stage>),
-        down: (line_mode || opts.plain_check.is_some())
-            .then(|| Box::new(RecvText::new(opts, &peer, line_mode)) as Box<dyn Stage>),
-        ends_with: interactive.then_some(relay::Side::B),
+        // What we send is shown as it goes on the wire; what we receive,
+        // as it came.
+        up: relay::Chain::of(relay::Chain::of(send_text, crlf), tap_up),
+        down: relay::Chain::of(tap_down, relay::Chain::of(recv_text, drop_all)),
+        ends_with: match (opts.only, nc) {
+            (Some(Only::Send), _) => Some(relay::Side::A),
+            // netcat goes on until both ways are done, even at a terminal.
+            (_, Some(_)) => None,
+            _ => interactive.then_some(relay::Side::B),
+        },
         // The idle timeout is about the peer: our own typing does not count.
         idle_from: Some(relay::Side::B),
+        idle_after_eof: nc.and(Some(relay::Side::A)),
+        hold_eof: match (opts.only, nc) {
+            (Some(Only::Recv), _) => Some(relay::Side::A),
+            (_, Some(r)) if !r.half_close && r.quit_after_eof.is_none() => Some(relay::Side::A),
+            _ => None,
+        },
+        quit_after_eof: nc
+            .and_then(|r| r.quit_after_eof)
+            .map(|d| (relay::Side::A, d)),
+        line_pause: nc.and_then(|r| r.line_pause),
         buf: Some(COPY_BUF),
         on_eof: Some(Box::new({
             let peer = peer.clone();
@@ -450,6 +523,8 @@ pub fn run_on(
             tracing::info!("{peer} sent a quit word; closing");
             Ok(Outcome::QuitReceived)
         }
+        // netcat's -w: the final reads are over.
+        End::Idle if opts.nc.is_some() => Ok(Outcome::PeerClosed),
         End::Idle => Err(PipeError::Idle {
             peer: peer.clone(),
             secs: opts.idle_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0),

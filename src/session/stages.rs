@@ -155,6 +155,42 @@ pub(super) fn check_plain(side: Side, first: &[u8], peer: &str) -> Result<(), Pi
     }
 }
 
+/// netcat's `-C`: each LF sent goes as CRLF, unless a CR is already
+/// before it (in this chunk or at the end of the last one).
+#[derive(Default)]
+pub(super) struct CrlfStage {
+    last_cr: bool,
+}
+
+impl Stage for CrlfStage {
+    fn feed(&mut self, data: &[u8], _eof: bool, out: &mut BytesMut) -> io::Result<Flow> {
+        if !data.contains(&b'\n') {
+            if let Some(&b) = data.last() {
+                self.last_cr = b == b'\r';
+            }
+            return Ok(Flow::Pass);
+        }
+        out.reserve(data.len() + data.len() / 8);
+        for &b in data {
+            if b == b'\n' && !self.last_cr {
+                out.extend_from_slice(b"\r");
+            }
+            out.extend_from_slice(&[b]);
+            self.last_cr = b == b'\r';
+        }
+        Ok(Flow::More)
+    }
+}
+
+/// `--send-only`: what arrives is dropped.
+pub(super) struct Discard;
+
+impl Stage for Discard {
+    fn feed(&mut self, _data: &[u8], _eof: bool, _out: &mut BytesMut) -> io::Result<Flow> {
+        Ok(Flow::More)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +220,15 @@ mod tests {
         }
         let f = st.feed(&[], true, &mut out).unwrap();
         (out.to_vec(), f)
+    }
+
+    #[test]
+    fn netcat_crlf_adds_a_cr_only_where_none_is() {
+        let (out, _) = run_stage(
+            &mut CrlfStage::default(),
+            &[b"a\nb\r", b"\nc\n", b"no newline"],
+        );
+        assert_eq!(out, b"a\r\nb\r\nc\r\nno newline");
     }
 
     #[test]

@@ -63,7 +63,21 @@ pub fn connect(
     } else if let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) {
         tracing::info!("connected to {} from {}", show_addr(peer), show_addr(local));
     }
-    let popts = popts.as_ref();
+    session_over(stream, host, port, popts.as_ref(), tls)
+}
+
+/// The stdin/stdout session over a connected stream to `host:port`,
+/// with TLS first when `tls` asks for it.
+///
+/// # Errors
+/// See [`TcpError`].
+pub fn session_over(
+    stream: std::net::TcpStream,
+    host: &str,
+    port: u16,
+    popts: &PipeOptions,
+    tls: Option<&ClientTlsOptions>,
+) -> Result<Outcome, TcpError> {
     let Some(t) = tls else {
         return session::run_stdio(Sock::Tcp(stream), popts, Side::Client);
     };
