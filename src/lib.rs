@@ -10,6 +10,7 @@
 //! | floor | modules |
 //! |---|---|
 //! | pure | [`error`] (failure kinds), [`access`], [`text`], [`frame`], [`report`] |
+//! | diagnostics | [`logline`] (stderr as text or JSON lines) |
 //! | sockets and stdio | [`net`] (addresses, resolver, direct connects, listeners, Unix sockets), [`console`], [`interrupt`] |
 //! | protocols | [`tls`], [`lookup`] |
 //! | moving bytes | [`relay`] (the one pump), [`listener`] (the one accept loop) |
@@ -39,6 +40,7 @@ pub mod forward;
 pub mod frame;
 pub mod interrupt;
 pub mod listener;
+pub mod logline;
 pub mod lookup;
 pub mod nc;
 pub mod net;

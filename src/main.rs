@@ -37,6 +37,12 @@ fn main() -> ExitCode {
         let from = if called_nc { 1 } else { 2 };
         return cli::nc::run(&argv[from.min(argv.len())..]);
     }
+    // Known before the arguments are read, so a usage error is in it too.
+    let json = argv
+        .iter()
+        .zip(argv.iter().skip(1).chain(std::iter::once(&String::new())))
+        .any(|(a, b)| a == "--log-format=json" || (a == "--log-format" && b == "json"));
+    sockit::logline::set_json(json);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
@@ -54,7 +60,7 @@ fn main() -> ExitCode {
             if kind == Kind::OutputClosed && stdout_closed() {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("sockit: {e}");
+            sockit::logline::failure(&e.to_string());
             ExitCode::from(match kind {
                 // A broken pipe that was not stdout's is a plain failure.
                 Kind::OutputClosed => Kind::Runtime.exit_code(),
@@ -105,14 +111,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
             } else {
                 first
             };
-            eprintln!("sockit: {first}; run with --help for usage");
+            sockit::logline::failure(&format!("{first}; run with --help for usage"));
             ExitCode::from(2)
         }
     }
 }
 
-/// Sets up stderr logging: warnings by default, connection events with -v.
+/// Sets up stderr logging: warnings by default, connection events with -v,
+/// as text or JSON lines (`--log-format`, set before this).
 fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let level = if quiet {
         tracing::Level::ERROR
     } else {
@@ -122,11 +132,8 @@ fn init_logging(verbose: u8, quiet: bool) {
             _ => tracing::Level::DEBUG,
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .with_max_level(level)
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    tracing_subscriber::registry()
+        .with(sockit::logline::Layer::new().with_filter(filter))
         .init();
 }

@@ -191,3 +191,58 @@ fn a_file_server_or_a_silent_server_is_not_a_bench_server() {
     holder.join().unwrap();
     serve.kill();
 }
+
+#[test]
+fn plot_draws_each_second_or_the_latency_histogram() {
+    let server = sockit_noinput(&["bench", "server", "--listen", "127.0.0.1:0"]);
+    let addr = server.listening().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = dir.path().join("tcp.svg");
+    let f = run(
+        &[
+            "bench",
+            "client",
+            &addr,
+            "tcp",
+            "-t",
+            "2.2",
+            "--plot",
+            tcp.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    let svg = std::fs::read_to_string(&tcp).unwrap();
+    assert!(
+        svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    // One point per second of the run.
+    assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+    assert!(svg.contains("bit/s"));
+    let rr = dir.path().join("rr.svg");
+    let f = run(
+        &[
+            "bench",
+            "client",
+            &addr,
+            "rr",
+            "-t",
+            "0.5",
+            "--plot",
+            rr.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(f.code(), 0, "{}", f.stderr);
+    let svg = std::fs::read_to_string(&rr).unwrap();
+    let counted: u64 = svg
+        .split(" us: ")
+        .skip(1)
+        .map(|t| t.split('<').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    // Every round trip is in a bar, and the title says how many there were.
+    assert!(counted > 100, "{svg}");
+    assert!(svg.contains(&format!("rr: {counted} round trips")), "{svg}");
+    server.kill();
+}

@@ -589,6 +589,8 @@ fn through_an_http_proxy_with_a_password_asked_on_the_terminal() {
             "--answer".into(),
             "secret".into(),
             "password for ruser@127.0.0.1: ".into(),
+            "--eof-after".into(),
+            "hello through the proxy".into(),
         ];
         match nc {
             Nc::Real => argv.push("nc".into()),
@@ -804,4 +806,85 @@ fn the_binary_run_as_nc_is_sockit_nc() {
     .finish();
     assert_eq!(f.code(), 0, "{}", f.stderr);
     drop(peer.join());
+}
+
+#[test]
+fn udp_verbose_sends_no_probes_where_nc_sends_xs() {
+    if !have_nc() {
+        return;
+    }
+    for nc in BOTH {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(WAIT)).unwrap();
+        let port = u.local_addr().unwrap().port().to_string();
+        let mut p = nc.start(&["-u", "-v", "127.0.0.1", &port], Stdio::piped());
+        p.send(b"data\n");
+        let mut b = [0u8; 1500];
+        let mut got = Vec::new();
+        // Bounded: nc sends five probes, then the data.
+        for _ in 0..10 {
+            let (n, _) = u.recv_from(&mut b).unwrap();
+            got.push(b[..n].to_vec());
+            if &b[..n] == b"data\n" {
+                break;
+            }
+        }
+        p.kill();
+        let probes = got.iter().filter(|d| d.as_slice() == b"X").count();
+        match nc {
+            Nc::Real => assert!(probes > 0, "{got:?}"),
+            Nc::Sockit => assert_eq!(got, vec![b"data\n".to_vec()]),
+        }
+    }
+}
+
+#[test]
+fn a_name_that_can_only_be_a_mistake_is_not_looked_up() {
+    // Only sockit's side: nc would send this name to the DNS server.
+    let s = Nc::Sockit.run(&["-z", "300.1.1.1", "80"], b"");
+    assert_eq!(s.code, 1);
+    assert_eq!(
+        s.stderr,
+        "nc: getaddrinfo for host \"300.1.1.1\" port 80: Name or service not known\n"
+    );
+}
+
+#[test]
+fn a_program_finishes_its_answer_after_the_clients_half_close() {
+    if !have_tool("ncat") {
+        return;
+    }
+    for who in ["ncat", "sockit"] {
+        let mut cmd = if who == "ncat" {
+            Command::new("ncat")
+        } else {
+            let mut c = Command::new(bin());
+            c.arg("nc");
+            c
+        };
+        let port = free_port().to_string();
+        // tr answers only at the end of its input.
+        cmd.args(["-l", "127.0.0.1", &port, "-e", "/usr/bin/tr a-z A-Z"]);
+        let server = spawn(&mut cmd, Stdio::null(), None);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut c = loop {
+            match TcpStream::connect(addr) {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("{who} never listened: {e}"),
+            }
+        };
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.write_all(b"shout this\n").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let got = read_to_end(&mut c);
+        match who {
+            "ncat" => assert_eq!(got, b""),
+            _ => assert_eq!(got, b"SHOUT THIS\n"),
+        }
+        server.kill();
+    }
 }

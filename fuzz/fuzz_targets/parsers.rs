@@ -1,6 +1,6 @@
 //! The parsers of what users and scripts type: CIDR rules, port lists,
-//! bind addresses, Unix addresses, forward's LISTEN and TARGET spellings and
-//! the fault options. Each gives a value or a sentence, never a panic, and a
+//! bind addresses, Unix addresses, forward's LISTEN and TARGET spellings,
+//! the fault options and netcat's command line (`sockit nc`). Each gives a value or a sentence, never a panic, and a
 //! value prints back to text that parses to the same value (the model).
 #![no_main]
 
@@ -10,6 +10,7 @@ use libfuzzer_sys::{arbitrary, fuzz_target};
 use sockit::access::Cidr;
 use sockit::diag::parse_ports;
 use sockit::forward::{parse_listen, parse_target};
+use sockit::nc::args::{port_spec, PortSpec};
 use sockit::net::BindAddr;
 use sockit::relay::fault::{FaultOpt, Faults};
 use sockit::unix::UnixAddr;
@@ -99,4 +100,19 @@ fuzz_target!(|c: Case| {
         }
     }
     let _ = f.set_share(s);
+    // netcat's command line, split on spaces: a value or nc's sentence.
+    let argv: Vec<&str> = s.split(' ').collect();
+    match sockit::nc::parse(&argv) {
+        Ok(a) => {
+            // What was read came from the line: operands are words of it.
+            for o in &a.operands {
+                assert!(argv.contains(&o.as_str()) || a.tls, "{o:?} not in {argv:?}");
+            }
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    if let Ok(PortSpec::Numbers(v)) = port_spec(s) {
+        // A range is in order, within 1..=65535, and covers what it says.
+        assert!(!v.is_empty() && v[0] >= 1 && v.windows(2).all(|w| w[1] == w[0] + 1));
+    }
 });

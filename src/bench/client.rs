@@ -91,6 +91,8 @@ pub struct ClientOptions {
     /// `--proxy` (TCP tests): reach the server through these; `host` is
     /// the name the last proxy is asked for.
     pub proxies: Vec<crate::proxy::ProxyUrl>,
+    /// `--plot`: keep what the report's [`Report::plot`] needs.
+    pub plot: bool,
 }
 
 /// One test's result, as label/value rows and a JSON object.
@@ -100,6 +102,8 @@ pub struct Report {
     pub rows: Vec<(String, String)>,
     /// JSON object text.
     pub json: String,
+    /// The run drawn, with `--plot`.
+    pub plot: Option<super::plot::Plot>,
 }
 
 /// What a progress line counts.
@@ -111,26 +115,33 @@ enum Unit {
     Per(&'static str),
 }
 
-/// A once-a-second progress line on stderr, when it is a terminal.
+/// Samples one a second at the most: a test is at most a few thousand
+/// seconds long (`proto::MAX_SECS`), and this caps it whatever happens.
+const MAX_SAMPLES: usize = 100_000;
+
+/// A once-a-second progress line on stderr (when it is a terminal), and
+/// the per-second counts for `--plot`.
 struct Progress {
     /// What the test adds to as it goes.
     counter: Arc<AtomicU64>,
     /// Tells the reporter to stop.
     done: Arc<AtomicBool>,
-    /// The reporter thread, if one runs.
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The reporter thread, if one runs; it returns the samples.
+    thread: Option<std::thread::JoinHandle<Vec<(f64, u64)>>>,
 }
 
 impl Progress {
-    fn start(enabled: bool, unit: Unit) -> Progress {
+    fn start(enabled: bool, record: bool, unit: Unit) -> Progress {
         let counter = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
-        let thread = (enabled && io::stderr().is_terminal()).then(|| {
+        let show = enabled && io::stderr().is_terminal();
+        let thread = (show || record).then(|| {
             let (c, d) = (counter.clone(), done.clone());
             std::thread::spawn(move || {
                 let start = Instant::now();
                 let mut last = 0;
                 let mut tick = 1u64;
+                let mut samples = Vec::new();
                 while !d.load(Ordering::SeqCst) {
                     // Short naps, so stopping is quick; a line each second.
                     std::thread::sleep(Duration::from_millis(50));
@@ -141,12 +152,27 @@ impl Progress {
                     let now = c.load(Ordering::Relaxed);
                     let delta = now - last;
                     last = now;
+                    let secs = start.elapsed().as_secs_f64();
+                    if record && samples.len() < MAX_SAMPLES {
+                        samples.push((secs, delta));
+                    }
+                    if !show {
+                        continue;
+                    }
                     let shown = match unit {
                         Unit::Bits => rate(delta as f64 * 8.0),
                         Unit::Per(what) => format!("{delta} {what}/s"),
                     };
-                    eprintln!("[{:5.1} s] {shown}", start.elapsed().as_secs_f64());
+                    crate::logline::notice(
+                        "progress",
+                        &format!("[{secs:5.1} s] {shown}"),
+                        &[
+                            ("secs", format!("{secs:.1}")),
+                            ("per_interval", delta.to_string()),
+                        ],
+                    );
                 }
+                samples
             })
         });
         Progress {
@@ -160,12 +186,29 @@ impl Progress {
         self.counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn stop(self) {
+    /// Stops the reporter; the per-second counts it kept.
+    fn stop(self) -> Vec<(f64, u64)> {
         self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread {
-            let _ = t.join();
-        }
+        self.thread.and_then(|t| t.join().ok()).unwrap_or_default()
     }
+}
+
+/// The per-second counts as a plot, when one was asked for.
+fn series(
+    o: &ClientOptions,
+    title: String,
+    unit: &'static str,
+    scale: f64,
+    samples: Vec<(f64, u64)>,
+) -> Option<super::plot::Plot> {
+    o.plot.then(|| super::plot::Plot::Series {
+        title,
+        unit,
+        points: samples
+            .into_iter()
+            .map(|(t, n)| (t, n as f64 * scale))
+            .collect(),
+    })
 }
 
 /// Connects and sends the hello; returns the stream and the server's answer.
@@ -306,7 +349,7 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
             dirs.push(o.reverse);
         }
     }
-    let progress = Progress::start(o.progress, Unit::Bits);
+    let progress = Progress::start(o.progress, o.plot, Unit::Bits);
     let counter = progress.counter.clone();
     let started = Instant::now();
     let handles: Vec<_> = dirs
@@ -325,7 +368,7 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
                 .map_err(|_| BenchError::Lost("stream thread failed".into()))??,
         );
     }
-    progress.stop();
+    let samples = progress.stop();
     let wall = started.elapsed().as_secs_f64();
     let sum = |down: bool| -> (u64, f64) {
         let r: Vec<&(u64, f64)> = results
@@ -366,6 +409,16 @@ fn tcp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         format!("{}, wall {wall:.2} s", dirs.len()),
     ));
     Ok(Report {
+        plot: series(
+            o,
+            format!(
+                "sockit bench tcp: {}, {wall:.1} s, each second's throughput",
+                crate::text::counted(dirs.len() as u64, "stream", "streams")
+            ),
+            "bit/s",
+            8.0,
+            samples,
+        ),
         rows,
         json: format!(
             "{{\"mode\":\"tcp\",\"streams\":{},{}}}",
@@ -458,7 +511,7 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         o.rate as f64 / (o.len as f64 * 8.0)
     };
     let mut seq = 0u64;
-    let progress = Progress::start(o.progress, Unit::Per("datagrams"));
+    let progress = Progress::start(o.progress, o.plot, Unit::Per("datagrams"));
     while started.elapsed() < until {
         let due = (started.elapsed().as_secs_f64() * per_sec).min(u64::MAX as f64) as u64;
         let batch = if o.rate == 0 {
@@ -490,7 +543,7 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
             Err(e) => return Err(lost("the UDP test", &e)),
         }
     }
-    progress.stop();
+    let samples = progress.stop();
     let secs = started.elapsed().as_secs_f64();
     write_frame(&mut control, format!("DONE sent={seq}").as_bytes())
         .map_err(|e| lost("the UDP test", &e))?;
@@ -506,6 +559,13 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     };
     let bps = seq as f64 * o.len as f64 * 8.0 / secs.max(1e-9);
     Ok(Report {
+        plot: series(
+            o,
+            format!("sockit bench udp: datagrams of {} B, each second's rate", o.len),
+            "datagrams/s",
+            1.0,
+            samples,
+        ),
         rows: vec![
             ("sent".into(), format!("{seq} datagrams of {} B in {secs:.2} s = {:.0}/s, {}", o.len, seq as f64 / secs, rate(bps))),
             ("received".into(), format!("{received}, lost {lost_n} ({lost_pct:.2}%), out of order {ooo}")),
@@ -520,7 +580,7 @@ fn udp(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
 }
 
 /// Latency summary rows and JSON from sorted round-trip times (ns).
-fn latency(mode: &str, lat: &mut [u64], secs: f64, lost_n: u64) -> Report {
+fn latency(mode: &str, lat: &mut [u64], secs: f64, lost_n: u64, plot: bool) -> Report {
     lat.sort_unstable();
     let p = |q: f64| -> f64 {
         if lat.is_empty() {
@@ -530,6 +590,15 @@ fn latency(mode: &str, lat: &mut [u64], secs: f64, lost_n: u64) -> Report {
     };
     let n = lat.len() as f64;
     Report {
+        plot: plot.then(|| super::plot::Plot::Histogram {
+            title: format!(
+                "sockit bench {mode}: {} round trips, p50 {:.1} us, p99 {:.1} us",
+                lat.len(),
+                p(0.5),
+                p(0.99)
+            ),
+            values_us: lat.iter().map(|&ns| ns as f64 / 1000.0).collect(),
+        }),
         rows: vec![
             ("round trips".into(), format!("{} in {secs:.2} s = {:.0}/s, {lost_n} lost", lat.len(), n / secs.max(1e-9))),
             ("latency".into(), format!("p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us", p(0.5), p(0.9), p(0.99), p(0.999))),
@@ -554,7 +623,7 @@ fn rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let mut lat = Vec::with_capacity(100_000);
     let started = Instant::now();
     let until = Duration::from_secs_f64(o.secs);
-    let progress = Progress::start(o.progress, Unit::Per("round trips"));
+    let progress = Progress::start(o.progress, o.plot, Unit::Per("round trips"));
     while started.elapsed() < until {
         let t = Instant::now();
         s.write_all(&msg).map_err(|e| lost("the round trips", &e))?;
@@ -563,8 +632,14 @@ fn rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         lat.push(t.elapsed().as_nanos() as u64);
         progress.add(1);
     }
-    progress.stop();
-    Ok(latency("rr", &mut lat, started.elapsed().as_secs_f64(), 0))
+    let _ = progress.stop();
+    Ok(latency(
+        "rr",
+        &mut lat,
+        started.elapsed().as_secs_f64(),
+        0,
+        o.plot,
+    ))
 }
 
 /// UDP request/response.
@@ -578,7 +653,7 @@ fn udp_rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let started = Instant::now();
     let until = Duration::from_secs_f64(o.secs);
     let mut seq = 0u64;
-    let progress = Progress::start(o.progress, Unit::Per("round trips"));
+    let progress = Progress::start(o.progress, o.plot, Unit::Per("round trips"));
     while started.elapsed() < until {
         progress.add(1);
         msg[..8].copy_from_slice(&seq.to_be_bytes());
@@ -606,11 +681,11 @@ fn udp_rr(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
         }
         seq += 1;
     }
-    progress.stop();
+    let _ = progress.stop();
     let secs = started.elapsed().as_secs_f64();
     let _ = write_frame(&mut control, format!("DONE sent={seq}").as_bytes());
     let _ = read_frame(&mut control);
-    Ok(latency("udp-rr", &mut lat, secs, lost_n))
+    Ok(latency("udp-rr", &mut lat, secs, lost_n, o.plot))
 }
 
 /// Connection setup rate, then the most connections held at once.
@@ -620,14 +695,14 @@ fn conns(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let started = Instant::now();
     let half = Duration::from_secs_f64(o.secs / 2.0);
     let mut made = 0u64;
-    let progress = Progress::start(o.progress, Unit::Per("connections"));
+    let progress = Progress::start(o.progress, o.plot, Unit::Per("connections"));
     while started.elapsed() < half {
         let (s, _) = open(addr, &h, o)?;
         drop(s);
         made += 1;
         progress.add(1);
     }
-    progress.stop();
+    let samples = progress.stop();
     let setup_secs = started.elapsed().as_secs_f64();
     let mut held = Vec::with_capacity(o.max_conns);
     let hold_started = Instant::now();
@@ -645,6 +720,13 @@ fn conns(addr: SocketAddr, o: &ClientOptions) -> Result<Report, BenchError> {
     let n = held.len();
     drop(held);
     Ok(Report {
+        plot: series(
+            o,
+            "sockit bench conns: each second's new connections".into(),
+            "connections/s",
+            1.0,
+            samples,
+        ),
         rows: vec![
             ("setup rate".into(), format!("{made} connections in {setup_secs:.2} s = {:.0}/s", made as f64 / setup_secs.max(1e-9))),
             ("held at once".into(), format!("{n} (opened in {hold_secs:.2} s; stopped by {stopped_by})")),

@@ -110,7 +110,7 @@ impl ServerSecArgs {
     pub(crate) fn tls(&self) -> super::Result<Option<sockit::tls::ServerTls>> {
         let t = self.tls_config()?;
         if let Some(t) = &t {
-            eprintln!("{}", t.banner);
+            t.announce();
         }
         Ok(t)
     }

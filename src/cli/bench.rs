@@ -46,7 +46,7 @@ pub(crate) enum BenchMode {
 }
 
 #[derive(Args)]
-#[command(after_help = concat!("Examples:\n", "  sockit bench client 127.0.0.1 tcp -t 5          TCP throughput\n  sockit bench client 127.0.0.1 udp -b 1G         UDP at 1 Gbit/s: loss, jitter\n  sockit bench client 127.0.0.1 rr --json         round trips and latency"))]
+#[command(after_help = concat!("Examples:\n", "  sockit bench client 127.0.0.1 tcp -t 5          TCP throughput\n  sockit bench client 127.0.0.1 udp -b 1G         UDP at 1 Gbit/s: loss, jitter\n  sockit bench client 127.0.0.1 rr --json         round trips and latency\n  sockit bench client 127.0.0.1 tcp --plot tcp.svg   each second's throughput, drawn"))]
 pub(crate) struct BenchClientCli {
     /// HOST or HOST:PORT; the port defaults to 5301.
     pub(crate) server: String,
@@ -85,6 +85,9 @@ pub(crate) struct BenchClientCli {
     /// Print a JSON document (iperf3 field names where the figure is the same).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Draw the run as an SVG: each second's rate over time, or for rr and udp-rr the latency histogram.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(crate) sec: ClientSecArgs,
     #[command(flatten)]
@@ -123,7 +126,15 @@ fn server(listen: BindAddr, udp_port: Option<u16>, sec: ServerSecArgs) -> super:
                     sockit::net::describe(&e)
                 ))
             })?;
-            eprintln!("UDP tests on {}", sockit::net::show_addr(f.local_addr()?));
+            let at = sockit::net::show_addr(f.local_addr()?);
+            sockit::logline::notice(
+                "listening",
+                &format!("UDP tests on {at}"),
+                &[
+                    ("addr", sockit::report::json_str(&at)),
+                    ("protocol", sockit::report::json_str("udp")),
+                ],
+            );
             Some(std::sync::Arc::new(f))
         }
     };
@@ -248,8 +259,18 @@ fn client(c: BenchClientCli) -> super::Result<ExitCode> {
         host: host.clone(),
         udp_port: c.udp_port,
         proxies,
+        plot: c.plot.is_some(),
     };
     let report = sockit::bench::client::run(addr, &opts)?;
+    if let (Some(path), Some(plot)) = (&c.plot, &report.plot) {
+        std::fs::write(path, plot.svg()).map_err(|e| {
+            super::Fail::msg(format!(
+                "could not write the plot to {} ({})",
+                path.display(),
+                sockit::net::describe(&e)
+            ))
+        })?;
+    }
     let mut out = std::io::stdout().lock();
     if c.json {
         writeln!(out, "{}", report.json)?;

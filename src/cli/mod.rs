@@ -37,7 +37,7 @@ use sockit::error::{Failure, Kind};
 
 /// A fast, safe TCP/UDP toolkit: chat, echo, pipe bytes, frame messages, UDP datagrams.
 #[derive(Parser)]
-#[command(name = "sockit", version, propagate_version = true)]
+#[command(name = "sockit", version = env!("SOCKIT_VERSION"), propagate_version = true)]
 pub(crate) struct Cli {
     /// Show connection events (connected, half-closed, reset); twice for debug detail.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
@@ -51,8 +51,27 @@ pub(crate) struct Cli {
         help_heading = "Global options"
     )]
     pub(crate) quiet: bool,
+    /// How diagnostics on stderr look: text, or one JSON object a line (ts, level, event, fields).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text",
+        help_heading = "Global options"
+    )]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Plain sentences.
+    Text,
+    /// One JSON object a line (docs/LOGS.md).
+    Json,
 }
 
 #[derive(Subcommand)]

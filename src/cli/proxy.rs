@@ -76,10 +76,11 @@ impl ProxyCli {
         let local = l.local_addr()?;
         sockit::net::announce_listening(local);
         if !local.ip().is_loopback() && auth.is_none() && self.access.allow.is_empty() {
-            eprintln!(
+            let text = format!(
                 "warning: this proxy answers anyone who can reach {}; consider --auth and --allow",
                 sockit::net::show_addr(local)
             );
+            sockit::logline::notice("warning", &text, &[]);
         }
         let opts = ProxyOptions {
             auth,

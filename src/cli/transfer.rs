@@ -147,7 +147,7 @@ pub(crate) fn serve(c: ServeCli) -> super::Result<ExitCode> {
     let local = listener.local_addr()?;
     sockit::net::announce_listening(local);
     if let Some(t) = &tls {
-        eprintln!("{}", t.banner);
+        t.announce();
     }
     tracing::warn!("serving {} read-only", root.path().display());
     // Ctrl-C is how a server is stopped: a clean exit 0.
@@ -179,7 +179,7 @@ pub(crate) fn get(c: GetCli) -> super::Result<ExitCode> {
             tracing::warn!("{}", f.summary());
         }
     };
-    let mut warn = |e: &TransferError| eprintln!("sockit: {e}");
+    let mut warn = |e: &TransferError| sockit::logline::failure(&e.to_string());
     // Ctrl-C stops the download cleanly and keeps the .part.
     sockit::interrupt::catch();
     let outcome = if c.raw {
@@ -237,11 +237,19 @@ pub(crate) fn get(c: GetCli) -> super::Result<ExitCode> {
             retries: c.retry,
         };
         let mut on_retry = |e: &TransferError, wait: Duration, n: u32| {
-            eprintln!(
-                "sockit: {}; retrying in {} s ({n} of {})",
+            let text = format!(
+                "{}; retrying in {} s ({n} of {})",
                 e.before_retry(),
                 wait.as_secs_f64(),
                 c.retry
+            );
+            sockit::logline::notice(
+                "retry",
+                &format!("sockit: {text}"),
+                &[
+                    ("attempt", n.to_string()),
+                    ("wait_secs", wait.as_secs_f64().to_string()),
+                ],
             );
         };
         client::get_retrying(

@@ -29,6 +29,7 @@ pub(super) fn bench_step() -> StepResult {
         host: String::new(),
         udp_port: None,
         proxies: Vec::new(),
+        plot: false,
     };
     let tcp = client::run(addr, &opts(Mode::Tcp, 128 * 1024)).map_err(|e| e.to_string())?;
     let udp = client::run(addr, &opts(Mode::Udp, 1400)).map_err(|e| e.to_string())?;

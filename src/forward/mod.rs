@@ -356,7 +356,7 @@ async fn run_stream(
         Listen::Unix(addr) => {
             let b = net::unix::bind(addr)?;
             b.listener.set_nonblocking(true).map_err(listener_err)?;
-            eprintln!("listening on {}", b.addr);
+            crate::logline::listening(&b.addr);
             Bound::Unix(Arc::new(b))
         }
         Listen::Udp(_) => {
@@ -366,7 +366,7 @@ async fn run_stream(
         }
     };
     if let Some(t) = &opts.tls {
-        eprintln!("{}", t.banner);
+        t.announce();
     }
     serve(
         bound,

@@ -62,13 +62,13 @@ pub(super) async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
         Ok(x) => x,
         Err(errors) => {
             let why = format!("no target answered ({})", errors.join("; "));
-            tracing::warn!("{who}: {why}; reset the client");
+            tracing::warn!(event = "error", client = %who, reason = %why, "{who}: {why}; reset the client");
             Box::pin(error_event(ctx, who, &why)).await;
             client.reset();
             return;
         }
     };
-    tracing::info!("{who} -> {name}: relaying");
+    tracing::info!(event = "connected", id, client = %who, target = %name, "{who} -> {name}: relaying");
     if ctx.events.on() {
         Box::pin(ctx.events.emit(
             "open",
@@ -167,7 +167,15 @@ pub(super) async fn relay(client: Endpoint, peer: Peer, ctx: &Ctx, id: u64) {
     // Logged once both sockets are closed: a line that says "reset both
     // sides" is true when it is read.
     if tracing::enabled!(tracing::Level::INFO) {
-        log_end(who, &name, &p, first, &detail, ctx.opts.idle_timeout);
+        log_end(
+            id,
+            who,
+            &name,
+            &p,
+            (end, first),
+            &detail,
+            ctx.opts.idle_timeout,
+        );
     }
     if let Some(st) = status {
         if !st.success() {
@@ -213,10 +221,11 @@ async fn tls_accept(ctx: &Ctx, tls: &ServerTls, s: TcpStream, peer: &Peer) -> Op
 
 /// `-v`'s line for a relay's end: bytes each way, duration, who closed.
 fn log_end(
+    id: u64,
     who: &str,
     name: &str,
     p: &relay::Pumped,
-    first: &str,
+    (end, first): (&str, &str),
     detail: &str,
     idle: Option<Duration>,
 ) {
@@ -226,18 +235,32 @@ fn log_end(
         crate::text::counted(p.b_to_a, "byte", "bytes"),
         p.elapsed.as_secs_f64()
     );
-    match &p.end {
+    let text = match &p.end {
         End::Done | End::Quit(_) => {
-            tracing::info!("{who} -> {name}: closed; {bytes}; the {first} closed first")
+            format!("{who} -> {name}: closed; {bytes}; the {first} closed first")
         }
-        End::Failed(..) => tracing::info!("{who} -> {name}: {detail}; reset both sides; {bytes}"),
-        End::Idle => tracing::info!(
+        End::Failed(..) => format!("{who} -> {name}: {detail}; reset both sides; {bytes}"),
+        End::Idle => format!(
             "{who} -> {name}: idle for {} s; reset both sides; {bytes}",
             idle.map(|d| d.as_secs_f64()).unwrap_or(0.0)
         ),
-        End::Stopped => tracing::info!("{who} -> {name}: stopped; {bytes}"),
-        End::Fault(..) => tracing::info!("{who} -> {name}: {detail}; {bytes}"),
-    }
+        End::Stopped => format!("{who} -> {name}: stopped; {bytes}"),
+        End::Fault(..) => format!("{who} -> {name}: {detail}; {bytes}"),
+    };
+    // The same names as --json's close event.
+    tracing::info!(
+        event = "closed",
+        id,
+        client = who,
+        target = name,
+        end,
+        bytes_up = p.a_to_b,
+        bytes_down = p.b_to_a,
+        secs = p.elapsed.as_secs_f64(),
+        first_closed = first,
+        reason = detail,
+        "{text}"
+    );
 }
 
 async fn error_event(ctx: &Ctx, who: &str, why: &str) {

@@ -345,7 +345,7 @@ impl Acceptor {
                 } else {
                     None
                 };
-                let _ = sock.set_nodelay(true);
+                let _ = sock.set_tcp_nodelay(true);
                 Ok((
                     Conn::Tcp(fd),
                     Peer {
@@ -467,7 +467,7 @@ async fn admit<H: Handler>(
         },
     };
     shared.refused.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!("refused {}: {why}", peer.name);
+    tracing::warn!(event = "refused", client = %peer.name, reason = %why, "refused {}: {why}", peer.name);
     shared.handler.refused(peer, &why).await;
     conn.reset();
     None

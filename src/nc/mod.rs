@@ -228,14 +228,14 @@ fn socket_options(a: &NcArgs, s: &Socket, v6: bool) -> Result<(), NcRunError> {
         if v6 {
             named("setsockopt IPV6_UNICAST_HOPS", s.set_unicast_hops_v6(ttl))?;
         } else {
-            named("setsockopt IP_TTL", s.set_ttl(ttl))?;
+            named("setsockopt IP_TTL", s.set_ttl_v4(ttl))?;
         }
     }
     if let Some(t) = a.tos {
         if v6 {
             named("setsockopt IPV6_TCLASS", s.set_tclass_v6(u32::from(t)))?;
         } else {
-            named("setsockopt IP_TOS", s.set_tos(u32::from(t)))?;
+            named("setsockopt IP_TOS", s.set_tos_v4(u32::from(t)))?;
         }
     }
     if let Some(min) = a.min_ttl {

@@ -151,7 +151,7 @@ fn direct(a: &NcArgs, addr: SocketAddr) -> Result<TcpStream, NcRunError> {
         }
         return Err(quiet());
     }
-    let _ = s.set_nodelay(true);
+    let _ = s.set_tcp_nodelay(true);
     Ok(s.into())
 }
 
@@ -320,7 +320,7 @@ pub(super) fn listen(a: &NcArgs) -> Result<u8, NcRunError> {
         false => None,
     };
     if let Some(t) = &tls {
-        eprintln!("{}", t.banner);
+        t.announce();
     }
     let prog = program(a)?;
     if a.keep {

@@ -99,7 +99,7 @@ fn connect_one(addr: SocketAddr, opts: &ConnectOptions) -> Result<std::net::TcpS
         });
     }
     if opts.nodelay {
-        let _ = sock.set_nodelay(true);
+        let _ = sock.set_tcp_nodelay(true);
     }
     // A connection to itself is no connection: on loopback the kernel can
     // pick the destination port as the source port (a simultaneous open),

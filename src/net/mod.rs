@@ -249,7 +249,7 @@ pub fn unmap(addr: SocketAddr) -> SocketAddr {
 /// Prints the one line every listener prints once it is bound, on stderr.
 /// Tests read the real port from it, so it is printed even with `-q`.
 pub fn announce_listening(addr: SocketAddr) {
-    eprintln!("listening on {addr}");
+    crate::logline::listening(addr);
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, so a listener can

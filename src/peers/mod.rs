@@ -180,12 +180,12 @@ impl Handler for Server {
             };
             let res = match (stream, addr) {
                 (Stream::Unix(s), _) => {
-                    tracing::info!("connection from {name}");
+                    tracing::info!(event = "connected", peer = %name, "connection from {name}");
                     handle_unix_peer(shared, s, name.clone()).await
                 }
                 (Stream::Tcp(s), Some(peer)) => match &shared.opts.tls {
                     None => {
-                        tracing::info!("connection from {name}");
+                        tracing::info!(event = "connected", peer = %name, "connection from {name}");
                         handle_peer(shared, s, peer).await
                     }
                     // Boxed, so a plain peer's task does not carry the size
@@ -199,8 +199,10 @@ impl Handler for Server {
                 (Stream::Tcp(_), None) => return,
             };
             match res {
-                Ok(()) => tracing::info!("{name} disconnected"),
-                Err(e) => tracing::warn!("{name}: {e}"),
+                Ok(()) => tracing::info!(event = "closed", peer = %name, "{name} disconnected"),
+                Err(e) => {
+                    tracing::warn!(event = "closed", peer = %name, reason = %e, "{name}: {e}")
+                }
             }
         }
     }

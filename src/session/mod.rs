@@ -556,7 +556,20 @@ pub fn run_on(
         }
     };
     if let Ok(Outcome::PeerClosed) = &result {
-        tracing::info!("{peer} closed the connection; sent {sent} bytes");
+        let first = match p.first_eof {
+            Some(relay::Side::A) => "local",
+            Some(relay::Side::B) => "peer",
+            None => "neither",
+        };
+        tracing::info!(
+            event = "closed",
+            peer = %peer,
+            bytes_up = sent,
+            bytes_down = p.b_to_a,
+            secs = p.elapsed.as_secs_f64(),
+            first_closed = first,
+            "{peer} closed the connection; sent {sent} bytes"
+        );
     }
     if matches!(
         result,

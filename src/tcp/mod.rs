@@ -61,7 +61,14 @@ pub fn connect(
         );
         popts.to_mut().peer = Some(target);
     } else if let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) {
-        tracing::info!("connected to {} from {}", show_addr(peer), show_addr(local));
+        tracing::info!(
+            event = "connected",
+            peer = %show_addr(peer),
+            local = %show_addr(local),
+            "connected to {} from {}",
+            show_addr(peer),
+            show_addr(local)
+        );
     }
     session_over(stream, host, port, popts.as_ref(), tls)
 }
@@ -135,7 +142,7 @@ pub fn listen(opts: &ListenOptions) -> Result<Outcome, TcpError> {
         .map_err(|e| TcpError::Listener(net::describe(&e)))?;
     announce_listening(local);
     if let Some(t) = &opts.tls {
-        eprintln!("{}", t.banner);
+        t.announce();
     }
     let Some(mode) = opts.mode else {
         return serve_one(listener, opts);
@@ -169,13 +176,13 @@ fn serve_one(listener: std::net::TcpListener, opts: &ListenOptions) -> Result<Ou
             Err(e) => return Err(TcpError::Listener(net::describe(&e))),
         };
         if let Err(why) = opts.access.check(peer.ip()) {
-            tracing::warn!("refused {}: {why}", show_addr(peer));
+            tracing::warn!(event = "refused", client = %show_addr(peer), reason = %why, "refused {}: {why}", show_addr(peer));
             net::arm_reset(&stream);
             continue;
         }
         let Some(t) = &opts.tls else {
             drop(listener);
-            tracing::info!("connection from {}", show_addr(peer));
+            tracing::info!(event = "connected", peer = %show_addr(peer), "connection from {}", show_addr(peer));
             return session::run_stdio(Sock::Tcp(stream), &opts.pipe, Side::Server);
         };
         let Some(rt) = rt.as_ref() else {

@@ -243,6 +243,16 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
+    /// Prints the banner next to `listening on` (a JSON `certificate`
+    /// event with `--log-format json`).
+    pub fn announce(&self) {
+        crate::logline::notice(
+            "certificate",
+            &self.banner,
+            &[("fingerprint", crate::report::json_str(&self.fingerprint))],
+        );
+    }
+
     /// Builds the configuration: TLS 1.3 and 1.2 only.
     ///
     /// # Errors

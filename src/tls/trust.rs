@@ -148,10 +148,17 @@ impl Verifier {
                     )));
                 }
                 record_host(known, &self.key, fp).map_err(|e| self.refuse(e.to_string()))?;
-                eprintln!(
-                    "sockit: trusting {} on first use: {fp} (recorded in {})",
-                    self.key,
-                    known.display()
+                crate::logline::notice(
+                    "trusted",
+                    &format!(
+                        "sockit: trusting {} on first use: {fp} (recorded in {})",
+                        self.key,
+                        known.display()
+                    ),
+                    &[
+                        ("peer", crate::report::json_str(&self.key)),
+                        ("fingerprint", crate::report::json_str(fp)),
+                    ],
                 );
                 Ok(())
             }
@@ -225,9 +232,13 @@ impl ServerCertVerifier for Verifier {
         let fp = fingerprint(end_entity);
         match &self.policy {
             Policy::Insecure => {
-                eprintln!(
-                    "sockit: WARNING: --insecure: not checking the certificate of {} ({fp}); anyone on the path can read and change this connection",
-                    self.key
+                crate::logline::notice(
+                    "warning",
+                    &format!(
+                        "sockit: WARNING: --insecure: not checking the certificate of {} ({fp}); anyone on the path can read and change this connection",
+                        self.key
+                    ),
+                    &[("peer", crate::report::json_str(&self.key))],
                 );
                 Ok(ServerCertVerified::assertion())
             }

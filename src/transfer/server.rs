@@ -105,7 +105,7 @@ pub fn serve(listener: TcpListener, opts: ServeOptions) -> Result<(), TransferEr
             }
         };
         if let Err(why) = shared.opts.access.check(peer.ip()) {
-            tracing::warn!("{} refused: {why}", show_addr(peer));
+            tracing::warn!(event = "refused", client = %show_addr(peer), reason = %why, "{} refused: {why}", show_addr(peer));
             crate::net::arm_reset(&stream);
             drop(stream);
             continue;

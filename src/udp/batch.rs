@@ -111,9 +111,7 @@ impl RecvBatch {
         let len = h.msg_len as usize;
         let start = i * self.size;
         let got = len.min(self.size);
-        // SAFETY: the kernel filled addrs[i] with msg_namelen valid bytes.
-        let from = unsafe { SockAddr::new(self.addrs[i], h.msg_hdr.msg_namelen) }
-            .as_socket()
+        let from = socket_addr(&self.addrs[i], h.msg_hdr.msg_namelen)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Datagram {
             from,
@@ -221,5 +219,32 @@ fn send_chunk(sock: &UdpSocket, data: &[&[u8]], addrs: &[Option<&SockAddr>]) -> 
             return Err(io::Error::new(io::ErrorKind::WriteZero, "sent nothing"));
         }
         return Err(e);
+    }
+}
+
+/// The IP address the kernel wrote into `st` (`len` bytes of it).
+fn socket_addr(st: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(st.ss_family) {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: an AF_INET address of that length is a sockaddr_in,
+            // and sockaddr_storage is aligned for every address type.
+            let a = unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::from((
+                u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for AF_INET6 and sockaddr_in6.
+            let a = unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }

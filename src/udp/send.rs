@@ -139,7 +139,7 @@ pub fn send(
             }
         }
     } else if let Some(t) = opts.ttl {
-        let _ = sock.set_ttl(t);
+        let _ = sock.set_ttl_v4(t);
     }
     // A connected socket turns ICMP port-unreachable into ECONNREFUSED.
     // Broadcast and multicast replies come from other addresses, so those

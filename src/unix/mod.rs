@@ -28,7 +28,7 @@ pub fn connect_cmd(
     let s = crate::dial::unix(addr, timeout).map_err(|reason| {
         StreamError::Failed(format!("could not connect to {addr}: it {reason}"))
     })?;
-    tracing::info!("connected to {addr}");
+    tracing::info!(event = "connected", peer = %addr, "connected to {addr}");
     session::run_stdio(Sock::Unix(s), popts, Side::Client)
 }
 
@@ -44,7 +44,7 @@ pub fn listen_cmd(
     pipe: &PipeOptions,
 ) -> Result<Outcome, StreamError> {
     let bound = bind(addr).map_err(|e| StreamError::Failed(e.to_string()))?;
-    eprintln!("listening on {}", bound.addr);
+    crate::logline::listening(&bound.addr);
     let Some(mode) = mode else {
         let (s, _) = loop {
             match bound.listener.accept() {
@@ -54,7 +54,7 @@ pub fn listen_cmd(
                 Err(e) => return Err(StreamError::Listener(describe(&e))),
             }
         };
-        tracing::info!("connection from {}", peer_name(&s));
+        tracing::info!(event = "connected", peer = %peer_name(&s), "connection from {}", peer_name(&s));
         // One peer: stop listening, and the socket file goes.
         drop(bound);
         return session::run_stdio(Sock::Unix(s), pipe, Side::Server);

@@ -250,17 +250,25 @@ pub fn spawn(cmd: &mut Command, stdin: Stdio, stdout: Option<Stdio>) -> Proc {
 }
 
 impl Proc {
-    /// Waits for the `listening on ADDR:PORT` line and returns the address.
+    /// Waits for the `listening on ADDR:PORT` line (or its JSON form with
+    /// `--log-format json`) and returns the address.
     pub fn listening(&self) -> SocketAddr {
         let out = self.stderr.wait_until("a whole `listening on` line", |b| {
-            String::from_utf8_lossy(b)
-                .split_inclusive('\n')
-                .any(|l| l.starts_with("listening on ") && l.ends_with('\n'))
+            String::from_utf8_lossy(b).split_inclusive('\n').any(|l| {
+                (l.starts_with("listening on ") || l.contains("\"message\":\"listening on "))
+                    && l.ends_with('\n')
+            })
         });
         let text = String::from_utf8_lossy(&out).into_owned();
         let line = text
             .lines()
-            .find_map(|l| l.strip_prefix("listening on "))
+            .find_map(|l| {
+                l.strip_prefix("listening on ").or_else(|| {
+                    let at = l.find("\"message\":\"listening on ")?;
+                    let rest = &l[at + "\"message\":\"listening on ".len()..];
+                    rest.split('"').next()
+                })
+            })
             .unwrap();
         let addr: SocketAddr = line.trim().parse().expect("address in listening line");
         addr

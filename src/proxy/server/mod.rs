@@ -196,7 +196,7 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         Err(n) => {
             if n.refused {
                 ctx.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("{who}: {}", n.why);
+                tracing::warn!(event = "refused", client = %who, reason = %n.why, "{who}: {}", n.why);
                 if ctx.events.on() {
                     ctx.events
                         .emit(
@@ -218,7 +218,7 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     let first_len = first.len() as u64;
     drop(first);
     let id = ctx.tunnels.fetch_add(1, Ordering::Relaxed) + 1;
-    tracing::info!("{who} -> {dest} ({proto}): tunnel open");
+    tracing::info!(event = "connected", id, client = %who, target = %dest, protocol = proto, "{who} -> {dest} ({proto}): tunnel open");
     if ctx.events.on() {
         ctx.events
             .emit(
@@ -226,7 +226,7 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
                 &[
                     ("id", id.to_string()),
                     ("client", events::s(&who)),
-                    ("destination", events::s(&dest)),
+                    ("target", events::s(&dest)),
                     ("protocol", events::s(proto)),
                 ],
             )
@@ -261,6 +261,15 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     };
     let up = p.a_to_b + first_len;
     tracing::info!(
+        event = "closed",
+        id,
+        client = %who,
+        target = %dest,
+        protocol = proto,
+        end = %end,
+        bytes_up = up,
+        bytes_down = p.b_to_a,
+        secs = p.elapsed.as_secs_f64(),
         "{who} -> {dest} ({proto}): {end}; {up} bytes up, {} down in {:.3} s",
         p.b_to_a,
         p.elapsed.as_secs_f64()
@@ -272,11 +281,11 @@ async fn client(mut c: TcpStream, peer: SocketAddr, ctx: &Ctx) {
                 &[
                     ("id", id.to_string()),
                     ("client", events::s(&who)),
-                    ("destination", events::s(&dest)),
+                    ("target", events::s(&dest)),
                     ("protocol", events::s(proto)),
                     ("bytes_up", up.to_string()),
                     ("bytes_down", p.b_to_a.to_string()),
-                    ("seconds", format!("{:.6}", p.elapsed.as_secs_f64())),
+                    ("secs", format!("{:.6}", p.elapsed.as_secs_f64())),
                     ("end", events::s(&end)),
                 ],
             )
@@ -339,7 +348,7 @@ async fn associate(c: TcpStream, a: udp::Assoc, ctx: &Ctx, who: &str) {
                     ("bytes_up", t.up_bytes.to_string()),
                     ("bytes_down", t.down_bytes.to_string()),
                     ("dropped", dropped.to_string()),
-                    ("seconds", format!("{secs:.6}")),
+                    ("secs", format!("{secs:.6}")),
                     ("end", events::s(&end)),
                 ],
             )

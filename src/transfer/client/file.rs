@@ -196,7 +196,7 @@ pub(crate) fn attempt(
     } else {
         None
     };
-    let bar = progress.then(|| progress_bar(size, have, remote));
+    let mut bar = Progress::start(progress, size, have, remote);
     // Three stages, each on its own thread, so the copies overlap:
     // receive (this thread) -> write to the .part -> hash -> buffer reused.
     let (to_writer, writer_rx) = sync_channel::<(Vec<u8>, usize)>(CHUNKS_IN_FLIGHT);
@@ -213,7 +213,7 @@ pub(crate) fn attempt(
         .name("sockit-write".into())
         .spawn(move || write_chunks(file, have, writer_rx, to_hasher))
         .map_err(|e| io_err("start the writing thread", &e))?;
-    let received = receive(conn, size - have, &to_writer, &empty_rx, bar.as_ref());
+    let received = receive(conn, size - have, &to_writer, &empty_rx, bar.as_mut());
     drop(to_writer);
     let (file, written) = writer
         .join()
@@ -222,7 +222,7 @@ pub(crate) fn attempt(
         .join()
         .map_err(|_| TransferError::Protocol("the hashing thread failed".into()))?;
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.finish();
     }
     // Keep what arrived, even on failure: the next run resumes from it.
     let synced = file.sync_all();
@@ -336,7 +336,7 @@ pub(crate) fn receive(
     len: u64,
     writer: &SyncSender<(Vec<u8>, usize)>,
     empty: &Receiver<Vec<u8>>,
-    bar: Option<&indicatif::ProgressBar>,
+    mut bar: Option<&mut Progress>,
 ) -> Result<u64, TransferError> {
     let mut got = 0u64;
     while got < len {
@@ -395,7 +395,7 @@ pub(crate) fn receive(
             }
         }
         got += n as u64;
-        if let Some(b) = bar {
+        if let Some(b) = bar.as_deref_mut() {
             b.inc(n as u64);
         }
         if writer.send((buf, n)).is_err() {
@@ -403,6 +403,80 @@ pub(crate) fn receive(
         }
     }
     Ok(got)
+}
+
+/// A download's progress: a bar on a terminal, or (`--log-format json`)
+/// a `progress` event a second.
+pub(crate) enum Progress {
+    Bar(indicatif::ProgressBar),
+    Json {
+        name: String,
+        total: u64,
+        at: u64,
+        last: Instant,
+        started: Instant,
+    },
+}
+
+impl Progress {
+    /// The bar when `bar` (a terminal), events in JSON mode, else none.
+    pub(crate) fn start(bar: bool, size: u64, have: u64, name: &str) -> Option<Progress> {
+        if crate::logline::json() {
+            let now = Instant::now();
+            return Some(Progress::Json {
+                name: name.to_string(),
+                total: size,
+                at: have,
+                last: now,
+                started: now,
+            });
+        }
+        bar.then(|| Progress::Bar(progress_bar(size, have, name)))
+    }
+
+    fn inc(&mut self, n: u64) {
+        match self {
+            Progress::Bar(b) => b.inc(n),
+            Progress::Json { at, last, .. } => {
+                *at += n;
+                if last.elapsed() >= Duration::from_secs(1) {
+                    *last = Instant::now();
+                    self.report();
+                }
+            }
+        }
+    }
+
+    fn report(&self) {
+        if let Progress::Json {
+            name,
+            total,
+            at,
+            started,
+            ..
+        } = self
+        {
+            use crate::report::json_str;
+            let secs = started.elapsed().as_secs_f64();
+            crate::logline::notice(
+                "progress",
+                &format!("{name}: {at} of {total} bytes"),
+                &[
+                    ("name", json_str(name)),
+                    ("bytes", at.to_string()),
+                    ("total", total.to_string()),
+                    ("secs", format!("{secs:.3}")),
+                ],
+            );
+        }
+    }
+
+    fn finish(&self) {
+        match self {
+            Progress::Bar(b) => b.finish_and_clear(),
+            Progress::Json { .. } => self.report(),
+        }
+    }
 }
 
 pub(crate) fn progress_bar(size: u64, have: u64, name: &str) -> indicatif::ProgressBar {
